@@ -35,6 +35,22 @@ REASONS: Final[dict[str, str]] = {
 
 MAX_RECORD_ID_LENGTH: Final = 128
 
+# Enum member access is slow in CPython 3.11 (a descriptor call); the per-field loop
+# below runs for every field of every record, so it dispatches on plain ints.
+_MSISDN, _TIME, _TEXT, _COUNT, _IMSI, _IMEI, _TEXT_OR_COUNT, _LOCATION, _CHANGES = range(9)
+_KIND_CODE: Final = {
+    Kind.MSISDN: _MSISDN,
+    Kind.TIME: _TIME,
+    Kind.TEXT: _TEXT,
+    Kind.COUNT: _COUNT,
+    Kind.IMSI: _IMSI,
+    Kind.IMEI: _IMEI,
+    Kind.TEXT_OR_COUNT: _TEXT_OR_COUNT,
+    Kind.LOCATION: _LOCATION,
+    Kind.LOCATION_CHANGES: _CHANGES,
+}
+_FIELD_CODE: Final = {name: _KIND_CODE[kind] for name, (kind, _owner) in FIELDS.items()}
+
 
 class Rejection(NamedTuple):
     """Why an input cannot be processed. ``message`` never contains an identifier."""
@@ -48,7 +64,7 @@ class CdrRecord:
     """A validated voice or SMS record with its identities normalized."""
 
     __slots__ = (
-        "end",
+        "_span",
         "imei",
         "imsi",
         "is_mo",
@@ -58,7 +74,7 @@ class CdrRecord:
         "obj",
         "record_id",
         "record_type",
-        "start",
+        "times",
     )
 
     def __init__(self, obj: dict[str, Any]) -> None:
@@ -73,9 +89,17 @@ class CdrRecord:
         #: The first 14 digits of the served IMEI.
         self.imei: str | None = None
         self.mcc_mnc: str | None = None
-        #: Event start and end, seconds since the epoch.
-        self.start = 0.0
-        self.end = 0.0
+        #: Every validated time of the record; turned into a span only when a warrant needs it.
+        self.times: list[datetime] = []
+        self._span: tuple[float, float] | None = None
+
+    @property
+    def span(self) -> tuple[float, float]:
+        """The event's start and end, seconds since the epoch (earliest and latest time)."""
+        if self._span is None:
+            stamps = [moment.timestamp() for moment in self.times] or [0.0]
+            self._span = (min(stamps), max(stamps))
+        return self._span
 
     @property
     def served_msisdn(self) -> str | None:
@@ -171,50 +195,50 @@ class Decoder:
         return self._required(obj, record)
 
     def _fields(self, obj: dict[str, Any], record: CdrRecord) -> Rejection | None:
-        times: list[float] = []
+        times = record.times
+        codes = _FIELD_CODE
         for name, value in obj.items():
-            spec = FIELDS.get(name)
-            if spec is None or value is None:
+            kind = codes.get(name)
+            if kind is None or value is None:
                 continue
-            kind = spec[0]
-            if kind is Kind.MSISDN:
+            if kind == _MSISDN:
                 if type(value) is not str:
                     return Rejection("wrong_type", f"'{name}' must be a string", name)
                 number = self.msisdn(value)
                 if number is None:
                     return Rejection("bad_msisdn", f"'{name}' is not a valid MSISDN", name)
                 record.numbers[name] = number
-            elif kind is Kind.TIME:
+            elif kind == _TIME:
                 if type(value) is not str:
                     return Rejection("wrong_type", f"'{name}' must be a string", name)
                 parsed = parse_time(value)
                 if parsed is None:
                     return Rejection("bad_timestamp", f"'{name}' is not RFC 3339 with offset", name)
-                times.append(parsed.timestamp())
-            elif kind is Kind.TEXT:
+                times.append(parsed)
+            elif kind == _TEXT:
                 if type(value) is not str:
                     return Rejection("wrong_type", f"'{name}' must be a string", name)
-            elif kind is Kind.COUNT:
+            elif kind == _COUNT:
                 if type(value) is not int:
                     return Rejection("wrong_type", f"'{name}' must be an integer", name)
                 if value < 0:
                     return Rejection("bad_value", f"'{name}' must not be negative", name)
-            elif kind is Kind.IMSI:
+            elif kind == _IMSI:
                 if type(value) is not str:
                     return Rejection("wrong_type", f"'{name}' must be a string", name)
                 record.imsi = normalize_imsi(value)
                 if record.imsi is None:
                     return Rejection("bad_imsi", f"'{name}' is not a valid IMSI", name)
-            elif kind is Kind.IMEI:
+            elif kind == _IMEI:
                 if type(value) is not str:
                     return Rejection("wrong_type", f"'{name}' must be a string", name)
                 record.imei = normalize_imei(value)
                 if record.imei is None:
                     return Rejection("bad_imei", f"'{name}' is not a valid IMEI", name)
-            elif kind is Kind.TEXT_OR_COUNT:
+            elif kind == _TEXT_OR_COUNT:
                 if type(value) is not str and type(value) is not int:
                     return Rejection("wrong_type", f"'{name}' must be a string or integer", name)
-            elif kind is Kind.LOCATION:
+            elif kind == _LOCATION:
                 problem = _location_problem(value)
                 if problem is not None:
                     return problem
@@ -223,13 +247,10 @@ class Decoder:
                 problem = self._location_changes(value, times)
                 if problem is not None:
                     return problem
-        if times:
-            record.start = min(times)
-            record.end = max(times)
         return None
 
     @staticmethod
-    def _location_changes(value: object, times: list[float]) -> Rejection | None:
+    def _location_changes(value: object, times: list[datetime]) -> Rejection | None:
         if type(value) is not list:
             return Rejection(
                 "wrong_type", "'changeOfLocation' must be an array", "changeOfLocation"
@@ -252,7 +273,7 @@ class Decoder:
                     "'changeOfLocation.changeTime' is not RFC 3339 with offset",
                     "changeOfLocation",
                 )
-            times.append(parsed.timestamp())
+            times.append(parsed)
         return None
 
     @staticmethod

@@ -10,14 +10,15 @@ uses, so the explanation is produced by the very code that decides.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any, Final, NamedTuple
 
 import orjson
 
+from pipeline.core import transforms
+from pipeline.core.compile import FieldSpec, RouteBuilder, compile_route
 from pipeline.core.consent import ConsentLookup, ConsentState
 from pipeline.core.decode import CdrRecord, Decoder, Rejection
-from pipeline.core.fields import FIELDS, NUMBER_FIELDS, Kind, Owner
+from pipeline.core.fields import FIELDS, Kind, Owner
 from pipeline.core.keys import Pseudonymizer, PurposePseudonymizer
 from pipeline.core.normalize import MsisdnNormalizer
 from pipeline.core.policy import Action, Policy, Route
@@ -39,71 +40,37 @@ class Output(NamedTuple):
 Trace = list[dict[str, Any]]
 
 
-class _FieldPlan(NamedTuple):
-    consented: Action
-    otherwise: Action
-    mask_digits: int
-    kind: Kind
-    owner: Owner
-    pseudonymize: PurposePseudonymizer | None
-
-
 class _RoutePlan(NamedTuple):
     route: Route
     topic: str
-    fields: dict[str, _FieldPlan]
+    fields: list[FieldSpec]
+    build: RouteBuilder
     msisdn_pseudonym: PurposePseudonymizer
     imsi_pseudonym: PurposePseudonymizer
     constant_headers: list[tuple[str, bytes]]
 
 
-def _hour(value: str) -> str:
-    moment = datetime.fromisoformat(value).astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:00:00Z")
-
-
-def _location(value: dict[str, Any], action: Action) -> dict[str, Any]:
-    # Rebuilt from known keys only: extra keys inside a location are not allow-listed.
-    out: dict[str, Any] = {"mccMnc": value["mccMnc"]}
-    if action is Action.MCC_MNC:
-        return out
-    if "locationAreaCode" in value:
-        out["locationAreaCode"] = value["locationAreaCode"]
-    if action is Action.KEEP and "cellId" in value:
-        out["cellId"] = value["cellId"]
-    return out
-
-
-def _apply(plan: _FieldPlan, action: Action, value: Any, normalized: str | None) -> Any:
+def _apply(field: FieldSpec, action: Action, value: Any, normalized: str | None) -> Any:
     """The field's output value under ``action``; ``_DROP`` to leave it out."""
     if action is Action.DROP:
         return _DROP
     if action is Action.PSEUDONYMIZE:
-        assert plan.pseudonymize is not None and normalized is not None  # noqa: S101 - policy check
-        return plan.pseudonymize(normalized)
+        assert field.pseudonymize is not None and normalized is not None  # noqa: S101 - policy check
+        return field.pseudonymize(normalized)
     if action is Action.KEEP and normalized is not None:
         return normalized
     if action is Action.MASK:
         assert normalized is not None  # noqa: S101 - the policy allows mask on numbers only
-        digits = plan.mask_digits
-        return normalized[:-digits] + "X" * digits
+        return transforms.mask(normalized, field.mask_digits)
     if action is Action.TAC:
         assert normalized is not None  # noqa: S101 - the policy allows tac on IMEI only
         return normalized[:8]
     if action is Action.HOUR:
-        return _hour(value)
-    if plan.kind is Kind.LOCATION:
-        return _location(value, action)
-    if plan.kind is Kind.LOCATION_CHANGES:
-        return [
-            {
-                "location": _location(change["location"], action),
-                "changeTime": change["changeTime"]
-                if action is Action.KEEP
-                else _hour(change["changeTime"]),
-            }
-            for change in value
-        ]
+        return transforms.to_hour(value)
+    if field.kind is Kind.LOCATION:
+        return transforms.location(value, action)
+    if field.kind is Kind.LOCATION_CHANGES:
+        return transforms.location_changes(value, action)
     return value
 
 
@@ -136,11 +103,12 @@ class Engine:
             if route.kind == "lawful_intercept":
                 self._li_routes.append((route, topic, headers))
                 continue
-            fields = {}
+            fields = []
             for name, rule in route.fields.items():
                 kind, owner = FIELDS[name]
                 uses_key = Action.PSEUDONYMIZE in (rule.consented, rule.otherwise)
-                fields[name] = _FieldPlan(
+                spec = FieldSpec(
+                    name,
                     rule.consented,
                     rule.otherwise,
                     rule.mask_digits,
@@ -148,11 +116,14 @@ class Engine:
                     owner,
                     pseudonymizer.for_purpose(route.purpose, _ID_TYPE[kind]) if uses_key else None,
                 )
+                fields.append(spec)
+            analytics = route.kind == "analytics"
             self._plans.append(
                 _RoutePlan(
                     route,
                     topic,
                     fields,
+                    compile_route(route.name, route.purpose, analytics, fields),
                     pseudonymizer.for_purpose(route.purpose, "msisdn"),
                     pseudonymizer.for_purpose(route.purpose, "imsi"),
                     headers,
@@ -200,9 +171,8 @@ class Engine:
         record_id = record.record_id.encode()
         served = record.served_msisdn
         states: dict[str, ConsentState | None] = {}
-        for field in NUMBER_FIELDS:
-            number = record.numbers.get(field)
-            if number is not None and number not in states:
+        for number in record.numbers.values():
+            if number not in states:
                 states[number] = consent(number)
         served_state = states.get(served) if served is not None else None
         common = [
@@ -212,10 +182,14 @@ class Engine:
                 b"none" if served_state is None else str(served_state.version).encode(),
             ),
         ]
-        outputs = self._intercepts(record, warrants, common, trace)
+        outputs = self._intercepts(record, warrants, common, trace) if len(warrants) else []
+        if trace is not None and not outputs:
+            for route, _topic, _headers in self._li_routes:
+                trace.append(_skipped(route, "no active warrant matches this record"))
+        billable = self._billable(record)
         for plan in self._plans:
             route = plan.route
-            if route.select == "billable" and not self._billable(record):
+            if route.select == "billable" and not billable:
                 if trace is not None:
                     trace.append(_skipped(route, "not billable (see select in the policy)"))
                 continue
@@ -224,7 +198,10 @@ class Engine:
                 if trace is not None:
                     trace.append(_skipped(route, "the served subscriber has not consented"))
                 continue
-            value = self._fields(plan, record, states, served_ok, trace)
+            if trace is None:
+                value = plan.build(record.obj, record, served_ok, states)
+            else:
+                value = self._interpret(plan, record, states, served_ok, trace)
             key = self._key(plan, record)
             outputs.append(
                 Output(plan.topic, key, orjson.dumps(value), plan.constant_headers + common)
@@ -274,43 +251,42 @@ class Engine:
                             "fields": [{"field": "*", "action": "keep (complete copy)"}],
                         }
                     )
-            if trace is not None and not matches:
-                trace.append(_skipped(route, "no active warrant matches this record"))
         return outputs
 
-    def _fields(
+    def _interpret(
         self,
         plan: _RoutePlan,
         record: CdrRecord,
         states: dict[str, ConsentState | None],
         served_ok: bool,
-        trace: Trace | None,
+        trace: Trace,
     ) -> dict[str, Any]:
+        """The route's value, field by field, recording each decision in ``trace``.
+
+        The hot path runs the compiled builder instead; a test proves both agree.
+        """
         purpose = plan.route.purpose
         numbers = record.numbers
         out: dict[str, Any] = {"recordId": record.record_id}
         if plan.route.kind == "analytics":
             out["purpose"] = purpose
-        decisions: list[dict[str, Any]] | None = None
-        if trace is not None:
-            decisions = []
-            trace.append(
-                {
-                    "route": plan.route.name,
-                    "topic": plan.topic,
-                    "delivered": True,
-                    "reason": _delivered_reason(plan.route, served_ok),
-                    "legalBasis": plan.route.legal_basis,
-                    "fields": decisions,
-                }
-            )
-        for name, value in record.obj.items():
-            if name == "recordId" or value is None:
-                continue
-            field = plan.fields.get(name)
-            if field is None:
-                if decisions is not None:
-                    decisions.append({"field": name, "action": "drop (not in the allow-list)"})
+        decisions: list[dict[str, Any]] = []
+        trace.append(
+            {
+                "route": plan.route.name,
+                "topic": plan.topic,
+                "delivered": True,
+                "reason": _delivered_reason(plan.route, served_ok),
+                "legalBasis": plan.route.legal_basis,
+                "fields": decisions,
+            }
+        )
+        listed = set()
+        for field in plan.fields:
+            name = field.name
+            listed.add(name)
+            value = record.obj.get(name)
+            if value is None:
                 continue
             kind = field.kind
             normalized = (
@@ -334,17 +310,20 @@ class Engine:
             result = _apply(field, action, value, normalized)
             if result is not _DROP:
                 out[name] = result
-            if decisions is not None:
-                decisions.append(_decision(name, owner, consented, field, action))
+            decisions.append(_decision(name, owner, consented, field, action))
+        for name, value in record.obj.items():
+            if name not in listed and name != "recordId" and value is not None:
+                decisions.append({"field": name, "action": "drop (not in the allow-list)"})
         return out
 
 
 def _decision(
-    name: str, owner: Owner, consented: bool, field: _FieldPlan, action: Action
+    name: str, owner: Owner, consented: bool, field: FieldSpec, action: Action
 ) -> dict[str, Any]:
     text = f"mask:{field.mask_digits}" if action is Action.MASK else action.value
     entry: dict[str, Any] = {"field": name, "action": text, "owner": owner.value}
-    if owner is not Owner.NONE:
+    # Consent is shown only where it decided something (not for contract or law routes).
+    if field.consented is not field.otherwise:
         entry["consented"] = consented
     return entry
 

@@ -109,7 +109,7 @@ def normalize_imei(raw: str) -> str | None:
     Accepts 14 digits, 15 with a correct Luhn check digit, or 16 (IMEISV,
     the last two being the software version), with optional separators.
     """
-    text = raw.translate(_SEPARATORS)
+    text = raw if _is_digits(raw) else raw.translate(_SEPARATORS)
     if not _is_digits(text):
         return None
     length = len(text)

@@ -16,6 +16,7 @@ from pipeline.core.fields import NUMBER_FIELDS
 from pipeline.core.normalize import MsisdnNormalizer, normalize_imei, normalize_imsi
 
 TARGET_TYPES = ("msisdn", "imsi", "imei")
+_MATCHED_NUMBER_FIELDS = frozenset(NUMBER_FIELDS)
 
 
 class Warrant(NamedTuple):
@@ -151,19 +152,22 @@ class WarrantIndex:
         index = self._by_target
         if not index:
             return []
+        # Most records match nothing: find candidate targets first, build tuples only on a hit.
+        candidates = [
+            (("msisdn", number), field)
+            for field, number in record.numbers.items()
+            if ("msisdn", number) in index and field in _MATCHED_NUMBER_FIELDS
+        ]
+        if record.imsi is not None and ("imsi", record.imsi) in index:
+            candidates.append((("imsi", record.imsi), "servedIMSI"))
+        if record.imei is not None and ("imei", record.imei) in index:
+            candidates.append((("imei", record.imei), "servedIMEI"))
+        if not candidates:
+            return []
+        start, end = record.span
         hits: dict[str, tuple[Warrant, list[str]]] = {}
-
-        def hit(target: tuple[str, str], field: str) -> None:
-            for warrant in index.get(target, ()):
-                if warrant.valid_from <= record.end and record.start < warrant.valid_until:
+        for target, field in candidates:
+            for warrant in index[target]:
+                if warrant.valid_from <= end and start < warrant.valid_until:
                     hits.setdefault(warrant.liid, (warrant, []))[1].append(field)
-
-        for field in NUMBER_FIELDS:
-            number = record.numbers.get(field)
-            if number is not None:
-                hit(("msisdn", number), field)
-        if record.imsi is not None:
-            hit(("imsi", record.imsi), "servedIMSI")
-        if record.imei is not None:
-            hit(("imei", record.imei), "servedIMEI")
-        return [Match(w, tuple(fields)) for liid, (w, fields) in sorted(hits.items())]
+        return [Match(w, tuple(fields)) for _liid, (w, fields) in sorted(hits.items())]

@@ -1,0 +1,115 @@
+"""``cdrveil explain``: what one record becomes on every route, and why."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from pipeline.core.consent import ConsentTable
+from pipeline.core.decode import Rejection
+from pipeline.core.engine import Engine, Trace
+from pipeline.core.warrants import WarrantIndex
+from pipeline.errors import ConfigError
+
+
+def _messages(path: Path | None) -> list[Any]:
+    """JSON objects from a file holding one object, an array, or JSON lines."""
+    if path is None:
+        return []
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path} cannot be read ({exc.strerror})") from None
+    try:
+        doc = orjson.loads(data)
+        return doc if isinstance(doc, list) else [doc]
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return [orjson.loads(line) for line in data.splitlines() if line.strip()]
+    except orjson.JSONDecodeError:
+        raise ConfigError(f"{path}: expected a JSON object, a JSON array or JSON lines") from None
+
+
+def load_consent(table: ConsentTable, path: Path | None) -> None:
+    """Load consent states (as published on ``consent.state``) into ``table``."""
+    for state in _messages(path):
+        msisdn = state.get("msisdn", "") if isinstance(state, dict) else ""
+        table.apply(str(msisdn).encode(), orjson.dumps(state))
+
+
+def load_warrants(index: WarrantIndex, path: Path | None) -> None:
+    """Load warrants (as published on ``li.warrants``) into ``index``."""
+    for warrant in _messages(path):
+        liid = warrant.get("liid", "") if isinstance(warrant, dict) else ""
+        index.apply(str(liid).encode(), orjson.dumps(warrant))
+
+
+def explain(
+    engine: Engine, raw: bytes, consent: ConsentTable, warrants: WarrantIndex
+) -> dict[str, Any]:
+    """The decision for every route, with each field's action, as plain data."""
+    record = engine.decoder(raw)
+    if isinstance(record, Rejection):
+        return {
+            "accepted": False,
+            "deadLetter": {"code": record.code, "message": record.message, "field": record.field},
+            "routes": [],
+        }
+    trace: Trace = []
+    outputs = engine.route(record, consent.get, warrants, trace)
+    served = record.served_msisdn
+    state = consent.get(served) if served else None
+    return {
+        "accepted": True,
+        "recordId": record.record_id,
+        "recordType": record.record_type,
+        "policyVersion": engine.policy.version,
+        "keyId": engine.key_id,
+        "servedConsent": {
+            "version": state.version if state else None,
+            "granted": sorted(state.granted) if state else [],
+        },
+        "routes": trace,
+        "outputs": [
+            {"topic": o.topic, "key": o.key, "value": orjson.loads(o.value)} for o in outputs
+        ],
+    }
+
+
+def render(result: dict[str, Any], show_values: bool) -> str:
+    """Human-readable text for ``explain``."""
+    if not result["accepted"]:
+        dead = result["deadLetter"]
+        return (
+            f"REJECTED -> dead-letter topic\n  reason code: {dead['code']}\n"
+            f"  why: {dead['message']}\n"
+        )
+    consent = result["servedConsent"]
+    granted = ", ".join(consent["granted"]) or "nothing"
+    version = consent["version"] if consent["version"] is not None else "none (not consented)"
+    lines = [
+        f"record {result['recordId']} ({result['recordType']}), policy {result['policyVersion']}",
+        f"served subscriber's consent: version {version}; granted: {granted}",
+        "",
+    ]
+    for route in result["routes"]:
+        mark = "YES" if route["delivered"] else "no "
+        lines.append(f"[{mark}] {route['route']} -> {route['topic']} ({route['legalBasis']})")
+        lines.append(f"      {route['reason']}")
+        for field in route["fields"]:
+            consent_note = ""
+            if "consented" in field:
+                verdict = "consented" if field["consented"] else "not consented"
+                consent_note = f"  [{field['owner']}: {verdict}]"
+            lines.append(f"      {field['field']:<18} {field['action']}{consent_note}")
+    if show_values:
+        lines.append("")
+        lines.append("outputs:")
+        for output in result["outputs"]:
+            key = output["key"].decode() if output["key"] else "-"
+            lines.append(f"  {output['topic']}  key={key}")
+            lines.append(f"    {orjson.dumps(output['value']).decode()}")
+    return "\n".join(lines) + "\n"

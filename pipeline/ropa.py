@@ -1,0 +1,118 @@
+"""The GDPR Art. 30 record of processing activities, generated from the policy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.core.fields import FIELDS, Owner
+from pipeline.core.policy import LEGAL_BASES, Policy
+
+
+def ropa_document(policy: Policy) -> dict[str, Any]:
+    """The record of processing as plain data (for ``--json``)."""
+    activities = []
+    for route in policy.routes.values():
+        personal = (
+            sorted(name for name in route.fields if FIELDS[name][1] is not Owner.NONE)
+            if route.fields
+            else ["every field of the record (complete copy)"]
+        )
+        activities.append(
+            {
+                "route": route.name,
+                "purpose": route.purpose,
+                "purposeDescription": policy.purposes[route.purpose].description
+                if route.purpose in policy.purposes
+                else route.legal_reference,
+                "legalBasis": route.legal_basis,
+                "legalBasisArticle": LEGAL_BASES[route.legal_basis],
+                "legalReference": route.legal_reference,
+                "requiresConsent": route.requires_consent,
+                "dataCategories": route.categories,
+                "personalDataFields": personal,
+                "recipients": route.recipients,
+                "topic": route.topic,
+                "retentionDays": route.retention_days,
+            }
+        )
+    activities.append(
+        {
+            "route": "dead_letter",
+            "purpose": "operations",
+            "purposeDescription": "Keep rejected input for inspection, fixing and replay",
+            "legalBasis": "legitimate_interest",
+            "legalBasisArticle": LEGAL_BASES["legitimate_interest"],
+            "legalReference": "Operating the pipeline without losing records",
+            "requiresConsent": False,
+            "dataCategories": "As sensitive as the input: the original bytes, untouched",
+            "personalDataFields": ["every field of the rejected input"],
+            "recipients": policy.dead_letter_recipients,
+            "topic": policy.dead_letter_topic,
+            "retentionDays": policy.dead_letter_retention_days,
+        }
+    )
+    return {
+        "controller": policy.controller,
+        "dpoContact": policy.dpo_contact,
+        "dataSubjects": policy.data_subjects,
+        "policy": {"name": policy.name, "version": policy.version, "source": policy.source},
+        "purposes": [
+            {
+                "name": p.name,
+                "title": p.title,
+                "description": p.description,
+                "legalBasis": p.legal_basis,
+            }
+            for p in policy.purposes.values()
+        ],
+        "processingActivities": activities,
+        "securityMeasures": list(policy.security_measures),
+    }
+
+
+def ropa_markdown(policy: Policy) -> str:
+    """The record of processing as Markdown a DPO can file."""
+    doc = ropa_document(policy)
+    lines = [
+        "# Record of processing activities (GDPR Art. 30)",
+        "",
+        f"- Controller: {doc['controller']}",
+        f"- Data protection officer: {doc['dpoContact']}",
+        f"- Data subjects: {doc['dataSubjects']}",
+        f"- Generated from: {policy.name}, {policy.source}, version {policy.version}",
+        "",
+        "## Purposes",
+        "",
+        "| purpose | title | legal basis | description |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {p['name']} | {p['title']} | {p['legalBasis']} ({LEGAL_BASES[p['legalBasis']]}) "
+        f"| {p['description']} |"
+        for p in doc["purposes"]
+    ]
+    lines += [
+        "",
+        "## Processing activities (one per output route)",
+        "",
+        "| route | purpose | legal basis | consent needed | data categories | recipients "
+        "| topic | retention |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {a['route']} | {a['purpose']} | {a['legalReference']} "
+        f"| {'yes' if a['requiresConsent'] else 'no'} | {a['dataCategories']} "
+        f"| {a['recipients']} | `{a['topic']}` | {a['retentionDays']} days |"
+        for a in doc["processingActivities"]
+    ]
+    lines += ["", "## Security measures (Art. 32)", ""]
+    lines += [f"- {measure}" for measure in doc["securityMeasures"]]
+    lines += [
+        "",
+        "Personal data fields per route (what each route may carry, clear or transformed):",
+        "",
+    ]
+    lines += [
+        f"- {a['route']}: {', '.join(a['personalDataFields'])}" for a in doc["processingActivities"]
+    ]
+    return "\n".join(lines) + "\n"
