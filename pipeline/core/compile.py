@@ -20,9 +20,9 @@ from pipeline.core.fields import Kind, Owner
 from pipeline.core.keys import PurposePseudonymizer
 from pipeline.core.policy import Action
 
-#: (record object, record, served subscriber consented?, consent by number) -> output dict
+#: (record, served subscriber consented?, consent by number) -> (message key, output value)
 RouteBuilder = Callable[
-    [dict[str, Any], CdrRecord, bool, dict[str, ConsentState | None]], dict[str, Any]
+    [CdrRecord, bool, dict[str, ConsentState | None]], tuple[bytes | None, dict[str, Any]]
 ]
 
 
@@ -63,9 +63,8 @@ def _expression(field: FieldSpec, action: Action, constants: dict[str, Any]) -> 
     if action is Action.DROP:
         return None
     if action is Action.PSEUDONYMIZE:
-        slot = f"P{len(constants)}"
-        constants[slot] = field.pseudonymize
-        return f"{slot}(n)"
+        assert field.pseudonymize is not None  # noqa: S101 - set for every pseudonymized field
+        return _pseudonym(field.pseudonymize, constants, "n")
     if action is Action.MASK:
         return f"n[:-{field.mask_digits}] + {'X' * field.mask_digits!r}"
     if action is Action.TAC:
@@ -73,30 +72,55 @@ def _expression(field: FieldSpec, action: Action, constants: dict[str, Any]) -> 
     if action is Action.HOUR:
         return "to_hour(v)"
     if kind is Kind.LOCATION:
-        return f"location(v, Action.{action.name})"
+        constants[f"A_{action.name}"] = action  # bound once: enum access is slow per call
+        return f"location(v, A_{action.name})"
     if kind is Kind.LOCATION_CHANGES:
-        return f"location_changes(v, Action.{action.name})"
+        constants[f"A_{action.name}"] = action
+        return f"location_changes(v, A_{action.name})"
     if kind in _NORMALIZED:
         return "n"
     return "v"
 
 
+def _pseudonym(pseudonymizer: PurposePseudonymizer, constants: dict[str, Any], arg: str) -> str:
+    """An expression that probes the pseudonym cache inline and calls only on a miss."""
+    slot = len(constants)
+    constants[f"P{slot}"] = pseudonymizer
+    constants[f"Y{slot}"] = pseudonymizer.cache.young
+    return f"(Y{slot}.get({arg}) or P{slot}({arg}))"
+
+
 def compile_route(
-    route_name: str, purpose: str, analytics: bool, fields: list[FieldSpec]
+    route_name: str,
+    purpose: str,
+    key: str,
+    fields: list[FieldSpec],
+    key_pseudonymizers: tuple[PurposePseudonymizer, PurposePseudonymizer],
 ) -> RouteBuilder:
-    """Generate the builder of one route's output value."""
+    """Generate the builder of one route's message key and output value.
+
+    The builder copies the record (a fast C copy), deletes every field the
+    route's allow-list does not name, and patches only the fields whose value
+    changes (identifiers, locations, generalized times). ``key`` is
+    ``"pseudonym"`` (analytics: the purpose's pseudonym of the served MSISDN,
+    else of the IMSI, so no key is ever a clear identifier) or ``"identity"``
+    (billing: the served MSISDN, else the IMSI). Records with null fields take
+    the interpreter instead (``Engine``), since nulls must be left out.
+    """
     constants: dict[str, Any] = {
         "to_hour": transforms.to_hour,
         "location": transforms.location,
         "location_changes": transforms.location_changes,
-        "Action": Action,
         "PURPOSE": purpose,
+        "ALLOWED": frozenset(["recordId", *(field.name for field in fields)]),
     }
-    head = "{'recordId': record.record_id" + (", 'purpose': PURPOSE}" if analytics else "}")
+    analytics = key == "pseudonym"
     lines = [
-        "def build(obj, record, served_ok, states):",
+        "def build(record, served_ok, states):",
         "    numbers = record.numbers",
-        f"    out = {head}",
+        "    out = record.obj.copy()",
+        "    for name in out.keys() - ALLOWED:",
+        "        del out[name]",
     ]
     for field in fields:
         name = field.name
@@ -106,12 +130,13 @@ def compile_route(
             if field.otherwise is field.consented
             else _expression(field, field.otherwise, constants)
         )
-        if when_yes is None and when_no is None:
-            continue
-        lines.append(f"    v = obj.get({name!r})")
-        lines.append("    if v is not None:")
+        if when_yes == "v" and when_no == "v":
+            continue  # kept as it is: the copy already holds it
+        lines.append(f"    if {name!r} in out:")
         if field.kind in _NORMALIZED:
             lines.append(f"        n = {_NORMALIZED[field.kind].format(name=name)}")
+        else:
+            lines.append(f"        v = out[{name!r}]")
         if when_yes == when_no:
             lines.append(f"        out[{name!r}] = {when_yes}")
             continue
@@ -121,11 +146,28 @@ def compile_route(
             lines.append("        s = states.get(n)")
             condition = "s is not None and PURPOSE in s.granted"
         lines.append(f"        if {condition}:")
-        lines.append(f"            out[{name!r}] = {when_yes}" if when_yes else "            pass")
-        if when_no is not None:
-            lines.append("        else:")
-            lines.append(f"            out[{name!r}] = {when_no}")
-    lines.append("    return out")
+        lines.append(_assign(name, when_yes, "            "))
+        lines.append("        else:")
+        lines.append(_assign(name, when_no, "            "))
+    if analytics:
+        lines.append("    out['purpose'] = PURPOSE")
+    served = "numbers.get('servedMSISDN')"
+    if analytics:
+        by_msisdn = _pseudonym(key_pseudonymizers[0], constants, "served")
+        by_imsi = _pseudonym(key_pseudonymizers[1], constants, "record.imsi")
+        lines += [
+            f"    served = {served}",
+            "    if served is not None:",
+            f"        return {by_msisdn}.encode(), out",
+            "    if record.imsi is not None:",
+            f"        return {by_imsi}.encode(), out",
+            "    return None, out",
+        ]
+    else:
+        lines += [
+            f"    identity = {served} or record.imsi",
+            "    return (None if identity is None else identity.encode()), out",
+        ]
     source = "\n".join(lines) + "\n"
     namespace: dict[str, Any] = dict(constants)
     code = compile(source, f"<cdrveil route {route_name}>", "exec")
@@ -133,3 +175,9 @@ def compile_route(
     builder: RouteBuilder = namespace["build"]
     builder.__doc__ = source
     return builder
+
+
+def _assign(name: str, expression: str | None, indent: str) -> str:
+    if expression is None:
+        return f"{indent}del out[{name!r}]"
+    return f"{indent}out[{name!r}] = {expression}"

@@ -8,6 +8,7 @@ identifier.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any, Final, NamedTuple
 
@@ -65,6 +66,7 @@ class CdrRecord:
 
     __slots__ = (
         "_span",
+        "has_nulls",
         "imei",
         "imsi",
         "is_mo",
@@ -92,6 +94,8 @@ class CdrRecord:
         #: Every validated time of the record; turned into a span only when a warrant needs it.
         self.times: list[datetime] = []
         self._span: tuple[float, float] | None = None
+        #: Whether some field is JSON null (null means absent; outputs leave it out).
+        self.has_nulls = False
 
     @property
     def span(self) -> tuple[float, float]:
@@ -107,10 +111,15 @@ class CdrRecord:
         return self.numbers.get("servedMSISDN")
 
 
+# RFC 3339 date-time; fromisoformat alone also takes week dates, "+0100", commas...
+_RFC3339: Final = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})", re.ASCII
+)
+
+
 def parse_time(value: str) -> datetime | None:
     """Parse an RFC 3339 timestamp with a mandatory offset, or return ``None``."""
-    # fromisoformat also takes dates, week dates and naive times; RFC 3339 does not.
-    if len(value) < 20 or value[10] not in "Tt" or value[13] != ":" or value[16] != ":":
+    if _RFC3339.fullmatch(value) is None:
         return None
     try:
         parsed = datetime.fromisoformat(value)
@@ -197,14 +206,18 @@ class Decoder:
     def _fields(self, obj: dict[str, Any], record: CdrRecord) -> Rejection | None:
         times = record.times
         codes = _FIELD_CODE
+        known_numbers = self.msisdn.cache.young
         for name, value in obj.items():
             kind = codes.get(name)
-            if kind is None or value is None:
+            if value is None:
+                record.has_nulls = True
+                continue
+            if kind is None:
                 continue
             if kind == _MSISDN:
                 if type(value) is not str:
                     return Rejection("wrong_type", f"'{name}' must be a string", name)
-                number = self.msisdn(value)
+                number = known_numbers.get(value) or self.msisdn(value)
                 if number is None:
                     return Rejection("bad_msisdn", f"'{name}' is not a valid MSISDN", name)
                 record.numbers[name] = number

@@ -10,6 +10,7 @@ uses, so the explanation is produced by the very code that decides.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache, partial
 from typing import Any, Final, NamedTuple
 
 import orjson
@@ -19,13 +20,22 @@ from pipeline.core.compile import FieldSpec, RouteBuilder, compile_route
 from pipeline.core.consent import ConsentLookup, ConsentState
 from pipeline.core.decode import CdrRecord, Decoder, Rejection
 from pipeline.core.fields import FIELDS, Kind, Owner
-from pipeline.core.keys import Pseudonymizer, PurposePseudonymizer
+from pipeline.core.keys import Pseudonymizer
 from pipeline.core.normalize import MsisdnNormalizer
 from pipeline.core.policy import Action, Policy, Route
 from pipeline.core.warrants import WarrantIndex
 
 _DROP: Final = object()
 _ID_TYPE: Final = {Kind.MSISDN: "msisdn", Kind.IMSI: "imsi", Kind.IMEI: "imei"}
+
+
+_NOTHING: Final[frozenset[str]] = frozenset()
+_NO_VERSION: Final = b"none"
+
+
+@lru_cache(maxsize=4096)
+def _version_bytes(version: int) -> bytes:
+    return str(version).encode()
 
 
 class Output(NamedTuple):
@@ -39,14 +49,18 @@ class Output(NamedTuple):
 
 Trace = list[dict[str, Any]]
 
+# NamedTuple's own constructor is Python code; tuple.__new__ builds the same object in C.
+_output = partial(tuple.__new__, Output)
+
 
 class _RoutePlan(NamedTuple):
     route: Route
     topic: str
     fields: list[FieldSpec]
     build: RouteBuilder
-    msisdn_pseudonym: PurposePseudonymizer
-    imsi_pseudonym: PurposePseudonymizer
+    billable_only: bool
+    requires_consent: bool
+    purpose: str
     constant_headers: list[tuple[str, bytes]]
 
 
@@ -90,6 +104,7 @@ class Engine:
         self.home_networks = home_networks
         self.topic_prefix = topic_prefix
         self.key_id = pseudonymizer.key_id
+        self._pseudonymizer = pseudonymizer
         self._li_routes: list[tuple[Route, str, list[tuple[str, bytes]]]] = []
         self._plans: list[_RoutePlan] = []
         for route in policy.routes.values():
@@ -117,15 +132,20 @@ class Engine:
                     pseudonymizer.for_purpose(route.purpose, _ID_TYPE[kind]) if uses_key else None,
                 )
                 fields.append(spec)
-            analytics = route.kind == "analytics"
+            key_pseudonymizers = (
+                pseudonymizer.for_purpose(route.purpose, "msisdn"),
+                pseudonymizer.for_purpose(route.purpose, "imsi"),
+            )
+            key = "pseudonym" if route.kind == "analytics" else "identity"
             self._plans.append(
                 _RoutePlan(
                     route,
                     topic,
                     fields,
-                    compile_route(route.name, route.purpose, analytics, fields),
-                    pseudonymizer.for_purpose(route.purpose, "msisdn"),
-                    pseudonymizer.for_purpose(route.purpose, "imsi"),
+                    compile_route(route.name, route.purpose, key, fields, key_pseudonymizers),
+                    route.select == "billable",
+                    route.requires_consent,
+                    route.purpose,
                     headers,
                 )
             )
@@ -168,55 +188,93 @@ class Engine:
         trace: Trace | None = None,
     ) -> list[Output]:
         """Every output of a decoded record; fills ``trace`` with the reasons when given."""
-        record_id = record.record_id.encode()
-        served = record.served_msisdn
-        states: dict[str, ConsentState | None] = {}
-        for number in record.numbers.values():
-            if number not in states:
-                states[number] = consent(number)
+        if trace is not None:
+            return self._route_traced(record, consent, warrants, trace)
+        states = {number: consent(number) for number in record.numbers.values()}
+        served = record.numbers.get("servedMSISDN")
         served_state = states.get(served) if served is not None else None
-        common = [
-            ("cdrveil.record-id", record_id),
-            (
-                "cdrveil.consent-version",
-                b"none" if served_state is None else str(served_state.version).encode(),
-            ),
+        common = self._common_headers(record, served_state)
+        outputs = self._intercepts(record, warrants, common, None) if warrants.active else []
+        billable = self._billable(record)
+        granted = _NOTHING if served_state is None else served_state.granted
+        dumps = orjson.dumps
+        for (
+            _route,
+            topic,
+            _fields,
+            build,
+            billable_only,
+            requires_consent,
+            purpose,
+            headers,
+        ) in self._plans:
+            if billable_only and not billable:
+                continue
+            served_ok = purpose in granted
+            if requires_consent and not served_ok:
+                continue
+            if record.has_nulls:
+                plan = self._plan_by_topic[topic]
+                key = self._key(plan, record)
+                value = self._interpret(plan, record, states, served_ok, [])
+            else:
+                key, value = build(record, served_ok, states)
+            outputs.append(_output((topic, key, dumps(value), headers + common)))
+        return outputs
+
+    @property
+    def _plan_by_topic(self) -> dict[str, _RoutePlan]:
+        return {plan.topic: plan for plan in self._plans}
+
+    def _common_headers(
+        self, record: CdrRecord, served_state: ConsentState | None
+    ) -> list[tuple[str, bytes]]:
+        version = _NO_VERSION if served_state is None else _version_bytes(served_state.version)
+        return [
+            ("cdrveil.record-id", record.record_id.encode()),
+            ("cdrveil.consent-version", version),
         ]
-        outputs = self._intercepts(record, warrants, common, trace) if len(warrants) else []
-        if trace is not None and not outputs:
+
+    def _route_traced(
+        self, record: CdrRecord, consent: ConsentLookup, warrants: WarrantIndex, trace: Trace
+    ) -> list[Output]:
+        """The same decisions as :meth:`route`, interpreted field by field into ``trace``."""
+        states = {number: consent(number) for number in record.numbers.values()}
+        served = record.served_msisdn
+        served_state = states.get(served) if served is not None else None
+        common = self._common_headers(record, served_state)
+        outputs = self._intercepts(record, warrants, common, trace) if warrants.active else []
+        if not outputs:
             for route, _topic, _headers in self._li_routes:
                 trace.append(_skipped(route, "no active warrant matches this record"))
         billable = self._billable(record)
         for plan in self._plans:
             route = plan.route
-            if route.select == "billable" and not billable:
-                if trace is not None:
-                    trace.append(_skipped(route, "not billable (see select in the policy)"))
+            if plan.billable_only and not billable:
+                trace.append(_skipped(route, "not billable (see select in the policy)"))
                 continue
             served_ok = served_state is not None and route.purpose in served_state.granted
             if route.requires_consent and not served_ok:
-                if trace is not None:
-                    trace.append(_skipped(route, "the served subscriber has not consented"))
+                trace.append(_skipped(route, "the served subscriber has not consented"))
                 continue
-            if trace is None:
-                value = plan.build(record.obj, record, served_ok, states)
-            else:
-                value = self._interpret(plan, record, states, served_ok, trace)
-            key = self._key(plan, record)
+            value = self._interpret(plan, record, states, served_ok, trace)
             outputs.append(
-                Output(plan.topic, key, orjson.dumps(value), plan.constant_headers + common)
+                Output(
+                    plan.topic,
+                    self._key(plan, record),
+                    orjson.dumps(value),
+                    plan.constant_headers + common,
+                )
             )
         return outputs
 
     def _key(self, plan: _RoutePlan, record: CdrRecord) -> bytes | None:
         served = record.served_msisdn
-        if plan.route.kind == "billing":
-            identity = served or record.imsi
+        identity = served or record.imsi
+        if plan.route.kind == "billing" or identity is None:
             return None if identity is None else identity.encode()
-        # An analytics key is never a clear identifier, yet keeps a subscriber's records in order.
-        if served is not None:
-            return plan.msisdn_pseudonym(served).encode()
-        return None if record.imsi is None else plan.imsi_pseudonym(record.imsi).encode()
+        id_type = "msisdn" if served is not None else "imsi"
+        return self._pseudonymizer.pseudonym(plan.purpose, id_type, identity).encode()
 
     def _intercepts(
         self,
@@ -267,9 +325,7 @@ class Engine:
         """
         purpose = plan.route.purpose
         numbers = record.numbers
-        out: dict[str, Any] = {"recordId": record.record_id}
-        if plan.route.kind == "analytics":
-            out["purpose"] = purpose
+        out: dict[str, Any] = {}
         decisions: list[dict[str, Any]] = []
         trace.append(
             {
@@ -281,12 +337,16 @@ class Engine:
                 "fields": decisions,
             }
         )
-        listed = set()
-        for field in plan.fields:
-            name = field.name
-            listed.add(name)
-            value = record.obj.get(name)
+        by_name = {field.name: field for field in plan.fields}
+        for name, value in record.obj.items():
             if value is None:
+                continue
+            if name == "recordId":
+                out[name] = value
+                continue
+            field = by_name.get(name)
+            if field is None:
+                decisions.append({"field": name, "action": "drop (not in the allow-list)"})
                 continue
             kind = field.kind
             normalized = (
@@ -311,9 +371,8 @@ class Engine:
             if result is not _DROP:
                 out[name] = result
             decisions.append(_decision(name, owner, consented, field, action))
-        for name, value in record.obj.items():
-            if name not in listed and name != "recordId" and value is not None:
-                decisions.append({"field": name, "action": "drop (not in the allow-list)"})
+        if plan.route.kind == "analytics":
+            out["purpose"] = purpose
         return out
 
 

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.hmac import HMAC
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from pipeline.core.cache import TwoGenerationCache
 from pipeline.errors import KeyringError
 
 FORMAT: Final = "cdrveil-keyring/1"
@@ -253,29 +254,23 @@ def derive_key(secret: bytes, purpose: str, id_type: str) -> bytes:
 class PurposePseudonymizer:
     """Pseudonyms for one purpose and identifier type under the active epoch."""
 
-    __slots__ = ("_cache", "_mac", "_prefix")
+    __slots__ = ("_mac", "_prefix", "cache")
 
     def __init__(self, key_id: str, key: bytes) -> None:
         self._mac = HMAC(key, hashes.SHA256())
         self._prefix = key_id + ":"
-        # A bounded cache: subscribers repeat, and a keyed HMAC is the transform's main cost.
-        self._cache: dict[str, str] = {}
+        # Bounded: subscribers repeat, and a keyed HMAC is the transform's main cost.
+        self.cache: TwoGenerationCache[str] = TwoGenerationCache(self._compute, _CACHE_LIMIT)
 
-    def __call__(self, value: str) -> str:
-        """The pseudonym of a normalized identifier."""
-        cache = self._cache
-        try:
-            return cache[value]
-        except KeyError:
-            pass
+    def _compute(self, value: str) -> str:
         mac = self._mac.copy()
         mac.update(value.encode())
         digest = mac.finalize()[:PSEUDONYM_BYTES]
-        result = self._prefix + base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
-        if len(cache) >= _CACHE_LIMIT:
-            cache.clear()
-        cache[value] = result
-        return result
+        return self._prefix + base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+    def __call__(self, value: str) -> str:
+        """The pseudonym of a normalized identifier."""
+        return self.cache(value)
 
 
 class Pseudonymizer:

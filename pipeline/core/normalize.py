@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from typing import Final
 
+from pipeline.core.cache import TwoGenerationCache
+
 # Separators people and mediation systems put into numbers; removed before parsing.
 _SEPARATORS: Final = str.maketrans("", "", " -.()/\t")
-_CACHE_LIMIT: Final = 1 << 16
+_CACHE_LIMIT: Final = 1 << 17
 
 E164_MIN_DIGITS: Final = 7
 E164_MAX_DIGITS: Final = 15
@@ -31,7 +33,7 @@ class MsisdnNormalizer:
     with spaces, dashes, dots, slashes or parentheses anywhere.
     """
 
-    __slots__ = ("_cache", "country_code", "international_prefix", "trunk_prefix")
+    __slots__ = ("cache", "country_code", "international_prefix", "trunk_prefix")
 
     def __init__(
         self,
@@ -51,20 +53,13 @@ class MsisdnNormalizer:
         self.trunk_prefix = trunk_prefix
         self.international_prefix = international_prefix
         # Subscribers repeat (a few numbers make most calls), so a bounded cache pays.
-        self._cache: dict[str, str | None] = {}
+        self.cache: TwoGenerationCache[str | None] = TwoGenerationCache(
+            self._normalize, _CACHE_LIMIT
+        )
 
     def __call__(self, raw: str) -> str | None:
         """Return the E.164 digits of ``raw``, or ``None`` if it is no valid MSISDN."""
-        cache = self._cache
-        try:
-            return cache[raw]
-        except KeyError:
-            pass
-        result = self._normalize(raw)
-        if len(cache) >= _CACHE_LIMIT:
-            cache.clear()
-        cache[raw] = result
-        return result
+        return self.cache(raw)
 
     def _normalize(self, raw: str) -> str | None:
         text = raw.translate(_SEPARATORS)

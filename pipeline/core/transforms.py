@@ -16,7 +16,7 @@ def to_hour(value: str) -> str:
     """The UTC hour an RFC 3339 time falls in, as ``YYYY-MM-DDTHH:00:00Z``."""
     if value.endswith(("Z", "z", "+00:00")):
         # Already UTC (the common case): cut the string rather than parse it.
-        return value[:13] + ":00:00Z"
+        return value[:10] + "T" + value[11:13] + ":00:00Z"
     moment = datetime.fromisoformat(value).astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:00:00Z")
 
@@ -26,10 +26,13 @@ def location(value: dict[str, Any], action: Action) -> dict[str, Any]:
     out: dict[str, Any] = {"mccMnc": value["mccMnc"]}
     if action is _MCC_MNC:
         return out
-    if "locationAreaCode" in value:
-        out["locationAreaCode"] = value["locationAreaCode"]
-    if action is _KEEP and "cellId" in value:
-        out["cellId"] = value["cellId"]
+    # A null part means absent, as everywhere in a record.
+    area = value.get("locationAreaCode")
+    if area is not None:
+        out["locationAreaCode"] = area
+    cell = value.get("cellId")
+    if action is _KEEP and cell is not None:
+        out["cellId"] = cell
     return out
 
 

@@ -112,6 +112,11 @@ class WarrantIndex:
     def __len__(self) -> int:
         return len(self._by_liid)
 
+    @property
+    def active(self) -> bool:
+        """Whether any warrant is registered (most of the time, matching can be skipped)."""
+        return bool(self._by_target)
+
     def apply(self, key: bytes | None, value: bytes | None) -> WarrantProblem | None:
         """Apply one message from ``li.warrants``; return the problem if it was rejected."""
         parsed = parse_warrant(key, value, self.msisdn)

@@ -1,0 +1,1 @@
+"""Benchmarks operators rerun: `cdrveil bench` / `make bench`, see benchmarks/RESULTS.md."""
