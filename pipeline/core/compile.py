@@ -4,7 +4,7 @@ Interpreting the policy field by field costs tens of microseconds a record;
 straight-line code generated once from the policy costs a few. The generated
 source is built only from validated policy data (field names from the
 catalog, actions from an enum, purposes passed as constants, never spliced
-from input), and ``tests/unit/test_compile.py`` proves it gives exactly what
+from input), and ``tests/unit/test_core_compile.py`` proves it gives exactly what
 the interpreter in ``engine.py`` gives.
 """
 

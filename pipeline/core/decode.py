@@ -14,6 +14,7 @@ from typing import Any, Final, NamedTuple
 
 import orjson
 
+from pipeline.core.cache import TwoGenerationCache
 from pipeline.core.fields import FIELDS, MO_TYPES, SMS_TYPES, VOICE_TYPES, Kind
 from pipeline.core.normalize import MsisdnNormalizer, normalize_imei, normalize_imsi
 
@@ -74,13 +75,16 @@ class CdrRecord:
         "mcc_mnc",
         "numbers",
         "obj",
+        "raw",
         "record_id",
         "record_type",
         "times",
     )
 
-    def __init__(self, obj: dict[str, Any]) -> None:
+    def __init__(self, obj: dict[str, Any], raw: bytes | None = None) -> None:
         self.obj = obj
+        #: The message bytes as received (``None`` when built from another format).
+        self.raw = raw
         self.record_id: str = obj["recordId"]
         self.record_type: str = obj["recordType"]
         self.is_voice = self.record_type in VOICE_TYPES
@@ -119,7 +123,8 @@ _RFC3339: Final = re.compile(
 
 def parse_time(value: str) -> datetime | None:
     """Parse an RFC 3339 timestamp with a mandatory offset, or return ``None``."""
-    if _RFC3339.fullmatch(value) is None:
+    # Years at the edges of datetime's range overflow when converted to UTC later.
+    if _RFC3339.fullmatch(value) is None or not "0002" <= value[:4] <= "9998":
         return None
     try:
         parsed = datetime.fromisoformat(value)
@@ -155,13 +160,15 @@ def _location_problem(value: object) -> Rejection | None:
 class Decoder:
     """Turn raw message bytes into a :class:`CdrRecord` or a :class:`Rejection`."""
 
-    __slots__ = ("max_bytes", "msisdn")
+    __slots__ = ("imei", "max_bytes", "msisdn")
 
     def __init__(self, msisdn: MsisdnNormalizer, max_bytes: int = 65536) -> None:
         if max_bytes < 256:
             raise ValueError("max_bytes must be at least 256")
         self.msisdn = msisdn
         self.max_bytes = max_bytes
+        # Handsets repeat like subscribers do, and the Luhn check is not free.
+        self.imei: TwoGenerationCache[str | None] = TwoGenerationCache(normalize_imei, 1 << 16)
 
     def __call__(self, raw: bytes | None) -> CdrRecord | Rejection:
         """Decode and validate one message value."""
@@ -179,9 +186,9 @@ class Decoder:
             return Rejection("invalid_json", "the message is not valid JSON")
         if type(obj) is not dict:
             return Rejection("not_an_object", "the JSON value is not an object")
-        return self.validate(obj)
+        return self.validate(obj, raw)
 
-    def validate(self, obj: dict[str, Any]) -> CdrRecord | Rejection:
+    def validate(self, obj: dict[str, Any], raw: bytes | None = None) -> CdrRecord | Rejection:
         """Validate an already parsed object (the BER ingest path starts here)."""
         record_id = obj.get("recordId")
         if record_id is None:
@@ -197,7 +204,7 @@ class Decoder:
             return Rejection("wrong_type", "'recordType' must be a string", "recordType")
         if record_type not in VOICE_TYPES and record_type not in SMS_TYPES:
             return Rejection("unknown_record_type", "'recordType' is not supported", "recordType")
-        record = CdrRecord(obj)
+        record = CdrRecord(obj, raw)
         problem = self._fields(obj, record)
         if problem is not None:
             return problem
@@ -245,7 +252,7 @@ class Decoder:
             elif kind == _IMEI:
                 if type(value) is not str:
                     return Rejection("wrong_type", f"'{name}' must be a string", name)
-                record.imei = normalize_imei(value)
+                record.imei = self.imei(value)
                 if record.imei is None:
                     return Rejection("bad_imei", f"'{name}' is not a valid IMEI", name)
             elif kind == _TEXT_OR_COUNT:

@@ -288,12 +288,11 @@ class Engine:
             matches = warrants.match(record)
             for warrant, fields in matches:
                 liid = warrant.liid.encode()
-                value = {"liid": warrant.liid, "recordId": record.record_id, "record": record.obj}
                 outputs.append(
                     Output(
                         topic,
                         liid,
-                        orjson.dumps(value),
+                        _intercept_value(warrant.liid, record),
                         [*headers, *common, ("cdrveil.liid", liid)],
                     )
                 )
@@ -374,6 +373,17 @@ class Engine:
         if plan.route.kind == "analytics":
             out["purpose"] = purpose
         return out
+
+
+def _intercept_value(liid: str, record: CdrRecord) -> bytes:
+    """The LI message: the record exactly as received, wrapped with its LIID.
+
+    The input bytes are embedded, not re-serialized, so no value can change on
+    the way (orjson would turn integers beyond 64 bits into floats).
+    """
+    head = orjson.dumps({"liid": liid, "recordId": record.record_id})
+    body = record.raw if record.raw is not None else orjson.dumps(record.obj)
+    return head[:-1] + b',"record":' + body + b"}"
 
 
 def _decision(

@@ -62,7 +62,8 @@ class MsisdnNormalizer:
         return self.cache(raw)
 
     def _normalize(self, raw: str) -> str | None:
-        text = raw.translate(_SEPARATORS)
+        # "+46 (0)70-123 45 67": the bracketed trunk prefix is dialled only nationally.
+        text = raw.replace("(0)", "").translate(_SEPARATORS)
         if text.startswith("+"):
             digits = text[1:]
         elif text.startswith(self.international_prefix):

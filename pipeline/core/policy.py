@@ -215,6 +215,8 @@ def _action(text: object, field: str, where: str) -> tuple[Action, int]:
     if not isinstance(text, str):
         raise PolicyError(f"policy [{where}]: the action for '{field}' must be a string")
     digits = 0
+    if text == "mask":
+        raise PolicyError(f"policy [{where}]: '{field}': mask takes 1-8 digits, e.g. mask:4")
     if text.startswith("mask:"):
         count = text[5:]
         if not (count.isdigit() and 1 <= int(count) <= 8):
@@ -255,10 +257,12 @@ def _rule(name: str, spec: object, where: str, kind: str) -> FieldRule:
         rule = FieldRule(name, action, action, digits)
     # The product's central promise: no identifier in clear without its owner's consent.
     personal_identifier = field_kind in IDENTIFIER_KINDS and owner is not Owner.NONE
-    if kind == "analytics" and personal_identifier and rule.otherwise is Action.KEEP:
+    # A masked number is still most of the number: no more acceptable than clear.
+    if kind == "analytics" and personal_identifier and rule.otherwise in (Action.KEEP, Action.MASK):
         raise PolicyError(
             f"policy [{where}]: '{name}' would reach an analytics topic in clear without "
-            "consent; use pseudonymize, drop or a generalization for 'otherwise'"
+            "consent (a mask leaves most of it); use pseudonymize, drop or a generalization "
+            "for 'otherwise'"
         )
     return rule
 
