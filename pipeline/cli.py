@@ -30,8 +30,8 @@ def _keyring_arg(parser: argparse.ArgumentParser, required_note: str = "") -> No
     parser.add_argument(
         "--keyring",
         type=Path,
-        default=os.environ.get("CDRVEIL_KEYRING") or None,
-        help=f"keyring file (env CDRVEIL_KEYRING){required_note}",
+        default=os.environ.get("CDRVEIL_KEYRING_PATH") or None,
+        help=f"keyring file (env CDRVEIL_KEYRING_PATH){required_note}",
     )
 
 
@@ -39,14 +39,14 @@ def _policy_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--policy",
         type=Path,
-        default=os.environ.get("CDRVEIL_POLICY") or None,
-        help="policy file (env CDRVEIL_POLICY; default: the packaged default policy)",
+        default=os.environ.get("CDRVEIL_POLICY_PATH") or None,
+        help="policy file (env CDRVEIL_POLICY_PATH; default: the packaged default policy)",
     )
 
 
 def _need_keyring(args: argparse.Namespace) -> Path:
     if args.keyring is None:
-        raise ConfigError("no keyring given: pass --keyring PATH or set CDRVEIL_KEYRING")
+        raise ConfigError("no keyring given: pass --keyring PATH or set CDRVEIL_KEYRING_PATH")
     path: Path = args.keyring
     return path
 

@@ -74,7 +74,7 @@ class Keyring:
         """Read and check a keyring file; refuse anything unsafe with a fix in the message."""
         if path is None or str(path) == "":
             raise KeyringError(
-                f"no keyring configured: set CDRVEIL_KEYRING or --keyring, or {_FIX_INIT}"
+                f"no keyring configured: set CDRVEIL_KEYRING_PATH or --keyring, or {_FIX_INIT}"
             )
         keyring_path = Path(path)
         try:
