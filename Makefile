@@ -29,5 +29,8 @@ integration: venv
 test: lint typecheck
 	$(BIN)/pytest -q
 
+demo: venv
+	$(BIN)/cdrveil demo
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -109,8 +109,111 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ingest(args: argparse.Namespace) -> int:
+    import sys
+
+    from pipeline.ingest import run_ingest
+
+    if bool(args.files) == (args.watch is not None):
+        raise ConfigError("give either FILE... or --watch DIR")
+    if args.watch is None and (args.done_dir is not None or args.settle is not None):
+        raise ConfigError("--done-dir and --settle go with --watch")
+    if args.window < 1:
+        raise ConfigError("--window must be at least 1")
+    if args.settle is not None and args.settle < 0:
+        raise ConfigError("--settle must be >= 0")
+    settings = _settings(args)
+    logging.basicConfig(level=settings.log_level, format="cdrveil: %(levelname)s %(message)s")
+    try:
+        report = asyncio.run(
+            run_ingest(
+                settings,
+                args.files,
+                watch=args.watch,
+                done_dir=args.done_dir,
+                settle_s=10.0 if args.settle is None else args.settle,
+                window=args.window,
+                show_progress=not args.no_progress,
+            )
+        )
+    except asyncio.CancelledError:
+        # A second signal: stopped without waiting. The state only ever moves after an
+        # acknowledgement, so the same command resumes (repeating at most a window or two).
+        print("stopped at once; run the same command again to resume", file=sys.stderr)
+        return 130
+    print(report.summary())
+    code: int = report.exit_code
+    return code
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from pipeline.factory import build_engine
+    from pipeline.shell.worker import run_worker
+
+    settings = _settings(
+        args,
+        keyring_path=args.keyring,
+        policy_path=args.policy,
+        group_id=args.group_id,
+        web_port=args.web_port,
+        log_level=args.log_level,
+    )
+    settings.require_keyring()
+    run_worker(settings, build_engine)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from pipeline.demo import DemoConfig, main
+
+    return main(
+        DemoConfig(
+            subscribers=args.subscribers,
+            records=args.records,
+            malformed_share=args.malformed_share,
+        )
+    )
+
+
 def add_commands(commands: Subparsers) -> None:
     """Register the Kafka-side subcommands."""
+    demo = commands.add_parser(
+        "demo",
+        help="run the whole job on the embedded broker and print a summary",
+        description="Start the embedded broker and a worker, publish consent, warrants and "
+        "records (some malformed), wait until every input is committed, print a summary, "
+        "then stop everything it started.",
+    )
+    demo.add_argument("--records", type=int, default=100_000, help="records (100,000)")
+    demo.add_argument("--subscribers", type=int, default=10_000, help="subscribers (10,000)")
+    demo.add_argument(
+        "--malformed-share", type=float, default=0.01, help="malformed share (0.01)"
+    )
+    demo.set_defaults(handler=_demo)
+
+    worker = commands.add_parser(
+        "worker",
+        help="run a worker: consume CDRs, apply the policy, produce every route",
+        description="Consume cdr.voice and cdr.sms, join consent and warrants (held in full "
+        "by every worker, rebuilt from the compacted topics at start), apply the policy and "
+        "produce the lawful-intercept, billing, analytics and dead-letter outputs. An input "
+        "offset is committed only after all its outputs are acknowledged. SIGTERM or Ctrl-C "
+        "finishes the batch in flight, commits and exits 0. Any number of workers share the "
+        "inputs through one consumer group.",
+    )
+    worker.add_argument("--keyring", type=Path, help="keyring file (env CDRVEIL_KEYRING_PATH)")
+    worker.add_argument("--policy", type=Path, help="policy file (env CDRVEIL_POLICY_PATH)")
+    worker.add_argument("--group-id", help="consumer group (env CDRVEIL_GROUP_ID, cdrveil)")
+    worker.add_argument(
+        "--web-port", type=int, help="port of /health and /metrics (env CDRVEIL_WEB_PORT, 6066)"
+    )
+    worker.add_argument(
+        "--log-level",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        help="env CDRVEIL_LOG_LEVEL (INFO)",
+    )
+    _connection_args(worker)
+    worker.set_defaults(handler=_worker)
+
     broker = commands.add_parser(
         "broker",
         help="run the embedded development broker (tansu) in the foreground",
@@ -158,3 +261,36 @@ def add_commands(commands: Subparsers) -> None:
     )
     _connection_args(generate)
     generate.set_defaults(handler=_generate)
+
+    ingest = commands.add_parser(
+        "ingest",
+        help="publish TS 32.297 CDR files (BER records) to cdr.voice / cdr.sms",
+        description="Decode TS 32.297 CDR files of TS 32.298 BER records (MSC, SMS centre) "
+        "and publish each record as JSON to cdr.voice or cdr.sms, each undecodable CDR or "
+        "damaged stretch to traffic.dead-letter with the file name and byte offset. The "
+        "resume state is kept beside each file (FILE.cdrveil-ingest.json) and moves only "
+        "once the broker has acknowledged a window: an interrupted run resumes where it "
+        "stopped, a file whose state says done is skipped. Ctrl-C finishes the window in "
+        "flight and exits 130. With --watch, files are taken once unchanged for --settle "
+        "seconds (hidden, .tmp and .part names never) and moved to the done folder.",
+    )
+    ingest.add_argument("files", nargs="*", type=Path, metavar="FILE", help="CDR files")
+    ingest.add_argument("--watch", type=Path, metavar="DIR", help="watch DIR for closed files")
+    ingest.add_argument(
+        "--done-dir", type=Path, metavar="DIR", help="where done files go (default DIR/done)"
+    )
+    ingest.add_argument(
+        "--settle",
+        type=float,
+        metavar="SECONDS",
+        help="a watched file is closed once unchanged this long (10)",
+    )
+    ingest.add_argument(
+        "--window",
+        type=int,
+        default=5000,
+        help="messages per acknowledged window, the most a hard kill repeats (5000)",
+    )
+    ingest.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _connection_args(ingest)
+    ingest.set_defaults(handler=_ingest)

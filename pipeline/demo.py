@@ -1,0 +1,335 @@
+"""``cdrveil demo`` (``make demo``): the whole job on the embedded broker, then a summary.
+
+Starts the embedded broker on a free port, creates the topics, starts a real worker
+process, publishes consent for 10,000 subscribers, two warrants and 100,000 voice and SMS
+records (1 % malformed on purpose), waits until every input offset is committed, reads
+every topic back and prints what happened. Then it stops the worker (SIGTERM, which must
+give exit status 0) and the broker: nothing is left running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+
+from pipeline.core.keys import Keyring
+from pipeline.core.policy import Policy
+from pipeline.errors import BrokerError, CdrveilError
+from pipeline.generate import publish
+from pipeline.settings import Settings
+from pipeline.shell.broker import EmbeddedBroker, free_port
+from pipeline.shell.offsets import log_end_offsets, wait_until_committed
+from pipeline.shell.topics import TopicNames, create_topics
+from pipeline.synth import Workload
+
+PSEUDONYM = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}:[A-Za-z0-9_-]{22}$")
+IDENTIFIER_FIELDS = (
+    "servedMSISDN",
+    "servedIMSI",
+    "servedIMEI",
+    "callingNumber",
+    "calledNumber",
+    "translatedNumber",
+    "connectedNumber",
+    "roamingNumber",
+    "destinationNumber",
+    "originationNumber",
+)
+
+
+@dataclass
+class DemoConfig:
+    """Sizes of the demo run."""
+
+    subscribers: int = 10_000
+    records: int = 100_000
+    warrants: int = 2
+    malformed_share: float = 0.01
+    seed: int = 1
+    wait_seconds: float = 180.0
+
+
+@dataclass
+class Readback:
+    """Every message of the topics read back, grouped by topic."""
+
+    messages: dict[str, list[ConsumerRecord[bytes, bytes]]] = field(default_factory=dict)
+
+
+async def read_topics(settings: Settings, topics: list[str]) -> Readback:
+    """Read every message of ``topics`` from the beginning to the current end."""
+    ends = await log_end_offsets(settings, topics)
+    consumer = AIOKafkaConsumer(
+        **settings.kafka_client_kwargs("cdrveil-demo-reader"),
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=4 << 20,
+    )
+    await consumer.start()
+    result = Readback({topic: [] for topic in topics})
+    try:
+        wanted = [tp for tp, end in ends.items() if end > 0]
+        if not wanted:
+            return result
+        consumer.assign(wanted)
+        await consumer.seek_to_beginning(*wanted)
+        remaining = {tp: ends[tp] for tp in wanted}
+        deadline = time.monotonic() + 120
+        while remaining:
+            batch = await consumer.getmany(timeout_ms=500, max_records=20_000)
+            for tp, messages in batch.items():
+                result.messages[tp.topic].extend(messages)
+                if messages and messages[-1].offset + 1 >= remaining.get(tp, 0):
+                    remaining.pop(tp, None)
+            if time.monotonic() > deadline:
+                raise BrokerError("reading the topics back took longer than 120 s")
+    finally:
+        await consumer.stop()
+    return result
+
+
+def _header(message: ConsumerRecord[bytes, bytes], name: str) -> str | None:
+    for key, value in message.headers or ():
+        if key == name:
+            text: str = value.decode("utf-8", "replace")
+            return text
+    return None
+
+
+def _percentile(values: list[float], share: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def _classify(value: Any) -> str:
+    if not isinstance(value, str):
+        return "generalized"
+    if PSEUDONYM.match(value):
+        return "pseudonymized"
+    if value.isdigit() and len(value) == 8:
+        return "generalized"  # an IMEI's type allocation code
+    return "kept in clear"
+
+
+def summarize(
+    names: TopicNames,
+    policy: Policy,
+    back: Readback,
+    seconds: float,
+    config: DemoConfig,
+) -> str:
+    """The summary a person reads at a glance."""
+    lines: list[str] = []
+    in_counts = {t: len(back.messages.get(t, [])) for t in names.inputs}
+    total_in = sum(in_counts.values())
+    per_topic = ", ".join(f"{t} {n:,}" for t, n in in_counts.items())
+    lines.append(f"records in: {total_in:,} ({per_topic})")
+
+    input_time: dict[str, int] = {}
+    input_obj: dict[str, dict[str, Any]] = {}
+    for topic in names.inputs:
+        for msg in back.messages.get(topic, []):
+            try:
+                obj = orjson.loads(msg.value) if msg.value is not None else None
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(obj, dict) and isinstance(obj.get("recordId"), str):
+                input_time[obj["recordId"]] = msg.timestamp
+                input_obj[obj["recordId"]] = obj
+
+    lines.append("")
+    lines.append("outputs per topic:")
+    output_topics = [names(route.topic) for route in policy.routes.values()]
+    output_topics.append(names.dead_letter)
+    latencies: list[float] = []
+    for topic in output_topics:
+        messages = back.messages.get(topic, [])
+        lines.append(f"  {topic:<42} {len(messages):>9,}")
+        for msg in messages:
+            record_id = _header(msg, "cdrveil.record-id")
+            if record_id is not None and record_id in input_time:
+                latencies.append((msg.timestamp - input_time[record_id]) / 1000.0)
+
+    dead = back.messages.get(names.dead_letter, [])
+    reasons = Counter(_header(msg, "dlq.error.code") or "?" for msg in dead)
+    lines.append("")
+    lines.append(
+        f"dead letters by reason ({len(dead):,}; "
+        f"{config.malformed_share:.0%} of the input was malformed on purpose):"
+    )
+    lines.extend(f"  {code:<22} {n:>6,}" for code, n in sorted(reasons.items()))
+
+    lines.append("")
+    lines.append("identifiers per analytics purpose (of those present in the input):")
+    for route in policy.routes.values():
+        if route.kind != "analytics":
+            continue
+        shares: Counter[str] = Counter()
+        for msg in back.messages.get(names(route.topic), []):
+            out = orjson.loads(msg.value)
+            source = input_obj.get(out.get("recordId", ""), {})
+            for name in IDENTIFIER_FIELDS:
+                if source.get(name) is None:
+                    continue
+                shares[_classify(out[name]) if name in out else "dropped"] += 1
+        total = sum(shares.values()) or 1
+        parts = ", ".join(
+            f"{kind} {shares[kind] / total:.0%}"
+            for kind in ("kept in clear", "pseudonymized", "generalized", "dropped")
+        )
+        lines.append(f"  {route.purpose:<20} {parts}")
+
+    lines.append("")
+    lines.append("one record before and after, per route:")
+    for route in policy.routes.values():
+        messages = back.messages.get(names(route.topic), [])
+        if not messages:
+            lines.append(f"  {route.name}: no output in this run")
+            continue
+        sample = messages[0]
+        record_id = _header(sample, "cdrveil.record-id") or ""
+        before = input_obj.get(record_id)
+        lines.append(f"  [{route.name}] -> {names(route.topic)}  (key {sample.key!r})")
+        if route.kind != "lawful_intercept" and before is not None:
+            lines.append(f"    before: {orjson.dumps(before).decode()}")
+        after = sample.value.decode()
+        lines.append(f"    after:  {after if len(after) < 600 else after[:600] + ' ...'}")
+
+    lines.append("")
+    rate = total_in / seconds if seconds else 0.0
+    lines.append(
+        f"throughput: {total_in:,} records in {seconds:.1f} s from first publish to last commit "
+        f"({rate:,.0f} records/s, one worker, producer and broker on the same 2 cores)"
+    )
+    lines.append(
+        "end-to-end latency (input broker timestamp -> output broker timestamp): "
+        f"p50 {_percentile(latencies, 0.5) * 1000:.0f} ms, "
+        f"p99 {_percentile(latencies, 0.99) * 1000:.0f} ms, "
+        f"max {max(latencies, default=float('nan')) * 1000:.0f} ms "
+        "(the producer publishes as fast as it can, so this includes queueing)"
+    )
+    return "\n".join(lines)
+
+
+def _health(port: int) -> dict[str, Any] | None:
+    try:
+        url = f"http://127.0.0.1:{port}/health"
+        with urllib.request.urlopen(url, timeout=1) as answer:
+            body: dict[str, Any] = orjson.loads(answer.read())
+            return body
+    except OSError:
+        return None
+
+
+async def _wait_for_tables(
+    worker: subprocess.Popen[bytes], port: int, consent: int, warrants: int, seconds: float
+) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if worker.poll() is not None:
+            raise CdrveilError(f"the worker exited with status {worker.returncode}; see its log")
+        body = _health(port)
+        if body and body.get("consent_states") == consent and body.get("warrants") == warrants:
+            return
+        await asyncio.sleep(0.2)
+    raise CdrveilError("the worker did not load the consent and warrant tables in time")
+
+
+def _stop(worker: subprocess.Popen[bytes]) -> int:
+    if worker.poll() is None:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+    return worker.returncode
+
+
+async def run_demo(config: DemoConfig) -> int:
+    """Run the demo; the exit status for the command line."""
+    policy = Policy.load()
+    with tempfile.TemporaryDirectory(prefix="cdrveil-demo-") as folder:
+        workdir = Path(folder)
+        keyring = workdir / "demo.keyring.json"
+        Keyring.init(keyring)
+        log_path = workdir / "worker.log"
+        async with EmbeddedBroker() as broker:
+            print(f"embedded broker on {broker.bootstrap_servers} (memory storage, demo only)")
+            settings = Settings.from_env({}, bootstrap_servers=broker.bootstrap_servers)
+            names = TopicNames(settings.topic_prefix)
+            report = await create_topics(
+                settings, policy.analytics_purposes, policy.retention_ms_by_topic()
+            )
+            print(f"topics: {len(report.created)} created")
+            web_port = free_port()
+            env = {
+                **{k: v for k, v in os.environ.items() if not k.startswith("CDRVEIL_")},
+                "CDRVEIL_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+                "CDRVEIL_KEYRING_PATH": str(keyring),
+                "CDRVEIL_WEB_PORT": str(web_port),
+            }
+            with log_path.open("wb") as log:
+                # Popen returns at once (no wait), so it does not block the loop.
+                worker = subprocess.Popen(  # noqa: ASYNC220
+                    [sys.executable, "-m", "pipeline", "worker"],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                )
+            try:
+                print(f"worker started (pid {worker.pid}, log {log_path})")
+                workload = Workload(
+                    subscribers=config.subscribers,
+                    seed=config.seed,
+                    malformed_share=config.malformed_share,
+                )
+                started = time.monotonic()
+                await publish(settings, workload, 0, warrant_count=config.warrants)
+                await _wait_for_tables(worker, web_port, config.subscribers, config.warrants, 60.0)
+                print("worker ready: consent and warrant tables loaded")
+                started = time.monotonic()
+                sent = await publish(
+                    settings, workload, config.records, warrant_count=0, with_consent=False
+                )
+                print(sent.summary())
+                await wait_until_committed(
+                    settings, settings.group_id, list(names.inputs), config.wait_seconds
+                )
+                seconds = time.monotonic() - started
+                print("every input offset is committed\n")
+                topics = [*names.inputs, names.dead_letter]
+                topics += [names(route.topic) for route in policy.routes.values()]
+                back = await read_topics(settings, topics)
+                print(summarize(names, policy, back, seconds, config))
+            finally:
+                code = _stop(worker)
+            print(f"\nworker stopped with exit status {code}; broker stopped")
+            if code != 0:
+                sys.stderr.write(log_path.read_text(errors="replace")[-4000:])
+                return 1
+    return 0
+
+
+def main(config: DemoConfig | None = None) -> int:
+    """Entry point for ``cdrveil demo``."""
+    with contextlib.suppress(KeyboardInterrupt):
+        return asyncio.run(run_demo(config or DemoConfig()))
+    return 130
