@@ -1,0 +1,404 @@
+"""The real worker (`python -m pipeline worker`, real engine, default policy) end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from pipeline.core.consent import ConsentTable
+from pipeline.core.decode import Rejection
+from pipeline.core.engine import Engine
+from pipeline.core.keys import Keyring, Pseudonymizer
+from pipeline.core.normalize import MsisdnNormalizer
+from pipeline.core.policy import Policy
+from pipeline.core.warrants import WarrantIndex
+from pipeline.settings import Settings
+from pipeline.shell.offsets import wait_until_committed
+from pipeline.shell.topics import TopicNames, create_topics
+from pipeline.synth import Workload, consent_states, records, warrants
+from tests.schema_util import headers_document, load_schema
+
+from .conftest import ROOT, WorkerProcess, header, produce, read_all, settings_env
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+POLICY = Policy.load()
+FORMS = ("+46 70-123 45 67", "0046701234567", "46701234567", "0701234567", "+46701234567")
+
+
+@pytest.fixture
+def keyring(tmp_path: Path) -> Path:
+    """A fresh keyring for the worker and the offline engine."""
+    path = tmp_path / "worker.keyring.json"
+    Keyring.init(path)
+    return path
+
+
+@pytest.fixture
+def real_worker(keyring: Path) -> Iterator[Any]:
+    """Start `python -m pipeline worker` processes; any left running is killed at teardown."""
+    started: list[WorkerProcess] = []
+
+    def spawn(settings: Settings) -> WorkerProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CDRVEIL_")}
+        env.update(settings_env(settings))
+        env["CDRVEIL_KEYRING_PATH"] = str(keyring)
+        log_file = tempfile.TemporaryFile()  # noqa: SIM115 - closed at teardown
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pipeline", "worker"],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+        worker = WorkerProcess(process, log_file, env)
+        started.append(worker)
+        return worker
+
+    yield spawn
+    for worker in started:
+        if worker.running():
+            worker.process.kill()
+        worker.process.wait()
+        worker.log_file.close()
+
+
+async def all_topics(settings: Settings) -> Settings:
+    """Every topic of the default policy, with this test's prefix."""
+    await create_topics(settings, POLICY.analytics_purposes, POLICY.retention_ms_by_topic())
+    return settings
+
+
+def offline_engine(settings: Settings, keyring: Path) -> Engine:
+    """The engine exactly as the worker builds it."""
+    return Engine.build(
+        POLICY,
+        Pseudonymizer(Keyring.load(keyring)),
+        topic_prefix=settings.topic_prefix,
+        home_networks=frozenset(settings.home_networks),
+    )
+
+
+def output_topics(settings: Settings) -> list[str]:
+    """Every route's topic and the dead-letter topic."""
+    names = TopicNames(settings.topic_prefix)
+    return [names(route.topic) for route in POLICY.routes.values()] + [names.dead_letter]
+
+
+async def wait_ready(worker: WorkerProcess) -> None:
+    """Until the worker says its record path consumes."""
+    await worker.wait_for_log("assigned", within=60)
+
+
+async def test_end_to_end_outputs_are_exactly_the_engines(
+    settings: Settings, producer: AIOKafkaProducer, real_worker: Any, keyring: Path
+) -> None:
+    """Known consent and warrants: every output (topic, key, value, headers) is the engine's."""
+    await all_topics(settings)
+    names = TopicNames(settings.topic_prefix)
+    workload = Workload(subscribers=300, seed=11, malformed_share=0.05)
+    consent_messages = list(consent_states(workload))
+    warrant_messages = [(w.key, w.value) for w in warrants(workload, 2)]
+    await produce(producer, names.consent, consent_messages)
+    await produce(producer, names.warrants, warrant_messages)
+    worker = real_worker(settings)
+    await wait_ready(worker)
+    inputs = list(records(workload, 3000))
+    for kind in ("voice", "sms"):
+        topic = names.inputs[0] if kind == "voice" else names.inputs[1]
+        await produce(
+            producer,
+            topic,
+            [
+                (
+                    m.key if m.key is not None or m.value is not None else m.record_id.encode(),
+                    m.value,
+                )
+                for m in inputs
+                if m.kind == kind
+            ],
+        )
+    await wait_until_committed(settings, settings.group_id, list(names.inputs), 90)
+    assert worker.running(), worker.log()[-3000:]
+
+    normalizer = MsisdnNormalizer()
+    table, index = ConsentTable(normalizer), WarrantIndex(normalizer)
+    for key, value in consent_messages:
+        table.apply(key, value)
+    for key, value in warrant_messages:
+        index.apply(key, value)
+    engine = offline_engine(settings, keyring)
+    expected: Counter[tuple[Any, ...]] = Counter()
+    rejected: Counter[tuple[bytes | None, str]] = Counter()
+    for message in inputs:
+        result = engine.process(message.value, table.get, index)
+        if isinstance(result, Rejection):
+            rejected[(message.value, result.code)] += 1
+            assert result.code == message.expected_reason
+            continue
+        for out in result:
+            expected[(out.topic, out.key, out.value, tuple(out.headers))] += 1
+
+    consumed = await read_all(settings, output_topics(settings))
+    actual: Counter[tuple[Any, ...]] = Counter()
+    dead: Counter[tuple[bytes | None, str]] = Counter()
+    for message in consumed:
+        if message.topic == names.dead_letter:
+            code = header(message, "dlq.error.code")
+            assert code is not None
+            dead[(message.value, code.decode())] += 1
+            continue
+        actual[(message.topic, message.key, message.value, tuple(message.headers))] += 1
+    assert actual == expected
+    assert dead == rejected
+    assert sum(rejected.values()) == sum(1 for m in inputs if m.expected_reason is not None)
+    # and the worker's outputs keep the contract of schemas/
+    validators = {
+        "lawful_intercept": load_schema("lawful-intercept"),
+        "billing": load_schema("billing"),
+    }
+    analytics = load_schema("analytics")
+    headers_schema = load_schema("output-headers")
+    for message in consumed:
+        if message.topic == names.dead_letter:
+            continue
+        route = header(message, "cdrveil.route")
+        assert route is not None
+        validator = validators.get(route.decode(), analytics)
+        validator.validate(orjson.loads(message.value))
+        headers_schema.validate(headers_document(message.headers))
+    assert worker.stop() == 0
+
+
+async def test_dead_letters_keep_the_bytes_and_the_reason_and_the_worker_runs_on(
+    settings: Settings, producer: AIOKafkaProducer, real_worker: Any
+) -> None:
+    """One input of each reason code: each is dead-lettered once, untouched, with headers."""
+    await all_topics(settings)
+    names = TopicNames(settings.topic_prefix)
+    worker = real_worker(settings)
+    await wait_ready(worker)
+    good = orjson.dumps(
+        {
+            "recordId": "ok-1",
+            "recordType": "moSMSRecord",
+            "servedMSISDN": "0701234567",
+            "originationTime": "2026-11-21T05:00:00Z",
+        }
+    )
+    bad = {
+        "null_value": None,
+        "oversize": b'{"recordId":"' + b"x" * 70_000 + b'"}',
+        "invalid_utf8": b'{"recordId":"\xff\xfe"}',
+        "invalid_json": b'{"recordId": ',
+        "not_an_object": b"[1, 2, 3]",
+        "missing_field": b'{"recordType":"moSMSRecord"}',
+        "wrong_type": b'{"recordId": 7, "recordType":"moSMSRecord"}',
+        "unknown_record_type": b'{"recordId":"u","recordType":"sgsnPDPRecord"}',
+        "bad_msisdn": good.replace(b"0701234567", b"07012ABC"),
+        "bad_imsi": good[:-1] + b',"servedIMSI":"1234"}',
+        "bad_imei": good[:-1] + b',"servedIMEI":"490154203237519"}',
+        "bad_timestamp": good.replace(b"2026-11-21T05:00:00Z", b"2026-11-21 05:00"),
+        "bad_value": b'{"recordId":"","recordType":"moSMSRecord"}',
+    }
+    messages = [(f"k-{code}".encode(), value) for code, value in bad.items()]
+    metadata = await produce(producer, names.inputs[1], [*messages, (b"k-ok", good)])
+    await wait_until_committed(settings, settings.group_id, list(names.inputs), 60)
+    assert worker.running()
+    dead = await read_all(settings, [names.dead_letter])
+    assert len(dead) == len(bad)
+    by_key = {m.key: m for m in dead}
+    for (key, value), meta in zip(messages, metadata, strict=False):
+        message = by_key[key]
+        code = key.decode()[2:]
+        assert message.value == value
+        assert header(message, "dlq.error.code") == code.encode()
+        assert header(message, "dlq.source.topic") == names.inputs[1].encode()
+        assert header(message, "dlq.source.partition") == str(meta.partition).encode()
+        assert header(message, "dlq.source.offset") == str(meta.offset).encode()
+        assert header(message, "dlq.timestamp") is not None
+        text = header(message, "dlq.error.message")
+        assert text is not None
+        assert b"0701234567" not in text
+        assert b"07012ABC" not in text
+    outputs = await read_all(settings, [TopicNames(settings.topic_prefix)("traffic.billing")])
+    assert [header(m, "cdrveil.record-id") for m in outputs] == [b"ok-1"]
+    assert worker.stop() == 0
+
+
+def sms(record_id: str, served: str, other: str) -> bytes:
+    """A minimal MO SMS from ``served`` to ``other``."""
+    return orjson.dumps(
+        {
+            "recordId": record_id,
+            "recordType": "moSMSRecord",
+            "servedMSISDN": served,
+            "servedIMSI": "240011234567890",
+            "originationTime": "2026-11-21T05:00:00Z",
+            "destinationNumber": other,
+        }
+    )
+
+
+def state(version: int, granted: bool) -> bytes:
+    """The subscriber's consent state, granting or withdrawing everything."""
+    return orjson.dumps(
+        {
+            "msisdn": "46701234567",
+            "purposes": dict.fromkeys(POLICY.analytics_purposes, granted),
+            "version": version,
+            "updatedAt": "2026-11-21T05:00:00Z",
+        }
+    )
+
+
+async def consent_version_seen(
+    settings: Settings, producer: AIOKafkaProducer, wanted: bytes, start: int
+) -> tuple[int, list[Any]]:
+    """Send records until one is processed under consent version ``wanted``; all outputs."""
+    names = TopicNames(settings.topic_prefix)
+    topic = names("traffic.analytics.service_improvement")
+    deadline = time.monotonic() + 30
+    n = start
+    while True:
+        n += 1
+        await produce(
+            producer, names.inputs[1], [(b"46701234567", sms(f"c{n}", FORMS[n % 5], "0709999999"))]
+        )
+        await wait_until_committed(settings, settings.group_id, list(names.inputs), 30)
+        outputs = await read_all(settings, [topic])
+        latest = [m for m in outputs if header(m, "cdrveil.record-id") == f"c{n}".encode()]
+        if latest and header(latest[0], "cdrveil.consent-version") == wanted:
+            return n, outputs
+        assert time.monotonic() < deadline, f"consent version {wanted!r} never applied"
+        await asyncio.sleep(0.1)
+
+
+async def test_consent_changes_take_effect_for_records_processed_after_them(
+    settings: Settings, producer: AIOKafkaProducer, real_worker: Any
+) -> None:
+    """Grant, then withdraw, then tombstone, while traffic flows."""
+    await all_topics(settings)
+    names = TopicNames(settings.topic_prefix)
+    worker = real_worker(settings)
+    await wait_ready(worker)
+    marketing = names("traffic.analytics.marketing")
+
+    await produce(producer, names.consent, [(b"46701234567", state(1, True))])
+    n, outputs = await consent_version_seen(settings, producer, b"1", 0)
+    granted = orjson.loads(
+        next(m for m in outputs if header(m, "cdrveil.record-id") == f"c{n}".encode()).value
+    )
+    assert granted["servedMSISDN"] == "46701234567"
+    assert any(
+        header(m, "cdrveil.record-id") == f"c{n}".encode()
+        for m in await read_all(settings, [marketing])
+    )
+
+    await produce(producer, names.consent, [(b"46701234567", state(2, False))])
+    n, outputs = await consent_version_seen(settings, producer, b"2", n)
+    withdrawn = orjson.loads(
+        next(m for m in outputs if header(m, "cdrveil.record-id") == f"c{n}".encode()).value
+    )
+    assert withdrawn["servedMSISDN"].startswith("k1:")
+    assert not any(
+        header(m, "cdrveil.record-id") == f"c{n}".encode()
+        for m in await read_all(settings, [marketing])
+    )
+
+    await produce(producer, names.consent, [(b"46701234567", None)])
+    n, outputs = await consent_version_seen(settings, producer, b"none", n)
+    gone = orjson.loads(
+        next(m for m in outputs if header(m, "cdrveil.record-id") == f"c{n}".encode()).value
+    )
+    assert gone["servedMSISDN"].startswith("k1:")
+    assert worker.stop() == 0
+
+
+async def test_a_restarted_worker_resumes_and_rebuilds_its_tables(
+    settings: Settings, producer: AIOKafkaProducer, real_worker: Any, keyring: Path
+) -> None:
+    """Killed mid-stream and started again: every input has its outputs, consent still applied."""
+    await all_topics(settings)
+    names = TopicNames(settings.topic_prefix)
+    await produce(producer, names.consent, [(b"46701234567", state(5, True))])
+    worker = real_worker(settings)
+    await wait_ready(worker)
+    first = [(b"46701234567", sms(f"a{i}", FORMS[i % 5], "0709999999")) for i in range(3000)]
+    await produce(producer, names.inputs[1], first)
+    await asyncio.sleep(0.3)
+    worker.stop(signal.SIGKILL)
+    second = [(b"46701234567", sms(f"b{i}", FORMS[i % 5], "0709999999")) for i in range(1000)]
+    await produce(producer, names.inputs[1], second)
+    worker = real_worker(settings)
+    await wait_until_committed(settings, settings.group_id, list(names.inputs), 90)
+    billing = await read_all(settings, [names("traffic.billing")])
+    ids = {header(m, "cdrveil.record-id") for m in billing}
+    assert ids == {f"a{i}".encode() for i in range(3000)} | {f"b{i}".encode() for i in range(1000)}
+    # the tables were rebuilt: records after the restart still see the consent (version 5)
+    marketing = await read_all(settings, [names("traffic.analytics.marketing")])
+    after = [m for m in marketing if (header(m, "cdrveil.record-id") or b"").startswith(b"b")]
+    assert len({header(m, "cdrveil.record-id") for m in after}) == 1000
+    assert all(header(m, "cdrveil.consent-version") == b"5" for m in after)
+    assert worker.stop() == 0
+
+
+async def test_no_identifier_in_clear_on_any_analytics_topic(
+    settings: Settings, producer: AIOKafkaProducer, real_worker: Any
+) -> None:
+    """Nobody consented: no input identifier, in any form, in any analytics key/value/header."""
+    await all_topics(settings)
+    names = TopicNames(settings.topic_prefix)
+    workload = Workload(subscribers=200, seed=5)
+    worker = real_worker(settings)
+    await wait_ready(worker)
+    inputs = [m for m in records(workload, 1500) if m.expected_reason is None]
+    await produce(
+        producer, names.inputs[0], [(m.key, m.value) for m in inputs if m.kind == "voice"]
+    )
+    await produce(producer, names.inputs[1], [(m.key, m.value) for m in inputs if m.kind == "sms"])
+    await wait_until_committed(settings, settings.group_id, list(names.inputs), 90)
+    normalizer = MsisdnNormalizer()
+    needles: set[bytes] = set()
+    for message in inputs:
+        obj = orjson.loads(message.value)
+        for name in (
+            "servedMSISDN",
+            "callingNumber",
+            "calledNumber",
+            "connectedNumber",
+            "translatedNumber",
+            "destinationNumber",
+            "originationNumber",
+        ):
+            if obj.get(name):
+                number = normalizer(obj[name])
+                assert number is not None
+                needles |= {number.encode(), number[2:].encode(), obj[name].encode()}
+        for name in ("servedIMSI", "servedIMEI"):
+            if obj.get(name):
+                needles.add(obj[name][:14].encode())
+    analytics = [names(r.topic) for r in POLICY.routes.values() if r.kind == "analytics"]
+    consumed = await read_all(settings, analytics)
+    assert consumed
+    for message in consumed:
+        blobs = [message.key or b"", message.value or b""]
+        blobs += [bytes(v) for _k, v in message.headers]
+        for blob in blobs:
+            hits = [n for n in needles if n in blob]
+            assert not hits, f"identifier in clear on {message.topic}"
+    assert worker.stop() == 0
