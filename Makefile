@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint typecheck unit integration demo bench clean
+.PHONY: venv test lint typecheck unit integration demo bench fuzz clean
+
+FUZZ_SECONDS ?= 300
 
 venv: $(STAMP)
 
@@ -28,6 +30,13 @@ integration: venv
 
 test: lint typecheck
 	$(BIN)/pytest -q
+
+# Coverage-guided fuzzing of the decoder and engine (atheris); prints executions and crashes.
+fuzz: venv
+	$(BIN)/python -m pip install --quiet atheris
+	mkdir -p .fuzz-corpus && cp -n fuzz/corpus/* .fuzz-corpus/
+	$(BIN)/python fuzz/fuzz_decoder.py -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+		.fuzz-corpus 2>&1 | grep -v '^INFO: Instrumenting'
 
 demo: venv
 	$(BIN)/cdrveil demo

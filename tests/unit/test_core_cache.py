@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.core.cache import TwoGenerationCache
+from tests.properties import EXAMPLES
 
 
 class CountingSquare:
@@ -19,7 +20,7 @@ class CountingSquare:
         return key * 2
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=EXAMPLES, deadline=None)
 @given(st.lists(st.sampled_from("abcdefghij"), max_size=60), st.integers(1, 4))
 def test_the_cache_answers_like_the_function_and_stays_bounded(keys: list[str], limit: int) -> None:
     """Whatever the access pattern and limit, answers equal compute(key); size <= 2 * limit."""

@@ -26,8 +26,9 @@ from pipeline.core.consent import ConsentState
 from pipeline.core.decode import CdrRecord
 from pipeline.core.engine import Engine, Output
 from pipeline.core.warrants import WarrantIndex
+from tests.properties import EXAMPLES
 
-PROPERTY = settings(max_examples=1000, deadline=None)
+PROPERTY = settings(max_examples=EXAMPLES, deadline=None)
 
 
 def both_paths(

@@ -23,8 +23,9 @@ from hypothesis import strategies as st
 
 from pipeline.core.decode import REASONS, CdrRecord, Decoder, Rejection, parse_time
 from pipeline.core.normalize import MsisdnNormalizer
+from tests.properties import EXAMPLES
 
-PROPERTY = settings(max_examples=1000, deadline=None)
+PROPERTY = settings(max_examples=EXAMPLES, deadline=None)
 
 
 def minimal_sms(**fields: Any) -> dict[str, Any]:

@@ -47,6 +47,7 @@ from pipeline.core.engine import Engine, Output
 from pipeline.core.keys import Pseudonymizer
 from pipeline.core.policy import Policy
 from pipeline.core.warrants import WarrantIndex
+from tests.properties import EXAMPLES
 
 NUMBER_FIELDS = (
     "callingNumber",
@@ -517,7 +518,7 @@ def test_no_li_output_outside_the_warrant_span(engine: Engine, warrants: Warrant
 # --- determinism -----------------------------------------------------------------------------
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=EXAMPLES, deadline=None)
 @given(records(), consent_maps)
 def test_the_same_input_gives_byte_identical_outputs(
     engine: Engine,

@@ -14,8 +14,9 @@ from pipeline.core.normalize import (
     normalize_imsi,
     tac_of,
 )
+from tests.properties import EXAMPLES
 
-PROPERTY = settings(max_examples=1000, deadline=None)
+PROPERTY = settings(max_examples=EXAMPLES, deadline=None)
 normalize = MsisdnNormalizer()
 
 
