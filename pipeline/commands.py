@@ -112,16 +112,18 @@ def _generate(args: argparse.Namespace) -> int:
 def _ingest(args: argparse.Namespace) -> int:
     import sys
 
-    from pipeline.ingest import run_ingest
+    from pipeline.ingest.run import DEFAULT_JOBS, DEFAULT_SETTLE_S, DEFAULT_WINDOW, run_ingest
 
     if bool(args.files) == (args.watch is not None):
         raise ConfigError("give either FILE... or --watch DIR")
     if args.watch is None and (args.done_dir is not None or args.settle is not None):
         raise ConfigError("--done-dir and --settle go with --watch")
-    if args.window < 1:
+    if args.window is not None and args.window < 1:
         raise ConfigError("--window must be at least 1")
     if args.settle is not None and args.settle < 0:
         raise ConfigError("--settle must be >= 0")
+    if args.jobs is not None and args.jobs < 0:
+        raise ConfigError("--jobs must be >= 0")
     settings = _settings(args)
     logging.basicConfig(level=settings.log_level, format="cdrveil: %(levelname)s %(message)s")
     try:
@@ -131,9 +133,10 @@ def _ingest(args: argparse.Namespace) -> int:
                 args.files,
                 watch=args.watch,
                 done_dir=args.done_dir,
-                settle_s=10.0 if args.settle is None else args.settle,
-                window=args.window,
+                settle_s=DEFAULT_SETTLE_S if args.settle is None else args.settle,
+                window=DEFAULT_WINDOW if args.window is None else args.window,
                 show_progress=not args.no_progress,
+                jobs=DEFAULT_JOBS if args.jobs is None else args.jobs,
             )
         )
     except asyncio.CancelledError:
@@ -270,9 +273,10 @@ def add_commands(commands: Subparsers) -> None:
         "damaged stretch to traffic.dead-letter with the file name and byte offset. The "
         "resume state is kept beside each file (FILE.cdrveil-ingest.json) and moves only "
         "once the broker has acknowledged a window: an interrupted run resumes where it "
-        "stopped, a file whose state says done is skipped. Ctrl-C finishes the window in "
-        "flight and exits 130. With --watch, files are taken once unchanged for --settle "
-        "seconds (hidden, .tmp and .part names never) and moved to the done folder.",
+        "stopped, a file whose state says done is skipped. Ctrl-C (or SIGTERM) finishes the "
+        "windows in flight, saves the state and exits 130 (0 for a watcher that was idle). "
+        "With --watch, files are taken once unchanged for --settle seconds (hidden, .tmp "
+        "and .part names never) and moved to the done folder.",
     )
     ingest.add_argument("files", nargs="*", type=Path, metavar="FILE", help="CDR files")
     ingest.add_argument("--watch", type=Path, metavar="DIR", help="watch DIR for closed files")
@@ -288,8 +292,15 @@ def add_commands(commands: Subparsers) -> None:
     ingest.add_argument(
         "--window",
         type=int,
-        default=5000,
-        help="messages per acknowledged window, the most a hard kill repeats (5000)",
+        metavar="N",
+        help="CDRs per acknowledged window (5000); a hard kill repeats at most 3 windows",
+    )
+    ingest.add_argument(
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="decoding processes; 0 decodes in the publishing process (default: one per "
+        "core, at most 2)",
     )
     ingest.add_argument("--no-progress", action="store_true", help="no progress bar")
     _connection_args(ingest)

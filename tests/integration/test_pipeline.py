@@ -402,3 +402,40 @@ async def test_no_identifier_in_clear_on_any_analytics_topic(
             hits = [n for n in needles if n in blob]
             assert not hits, f"identifier in clear on {message.topic}"
     assert worker.stop() == 0
+
+
+async def test_a_ber_file_through_ingest_and_worker_gives_the_json_paths_outputs(
+    settings: Settings, real_worker: Any, keyring: Path, tmp_path: Path
+) -> None:
+    """TS 32.297 file -> `ingest` -> worker: the outputs the engine gives for that JSON."""
+    from pipeline.ingest.run import ingest_files
+
+    from .test_ingest_support import build_file
+
+    await all_topics(settings)
+    names = TopicNames(settings.topic_prefix)
+    built = build_file(16)
+    path = tmp_path / "MSC01_20261121T0600+0100_0001.dat"
+    path.write_bytes(built.data)
+    worker = real_worker(settings)
+    await wait_ready(worker)
+    report = await ingest_files(settings, [path], show_progress=False)
+    assert report.exit_code == 0, report.summary()
+    await wait_until_committed(settings, settings.group_id, list(names.inputs), 60)
+
+    inputs = await read_all(settings, list(names.inputs))
+    assert len(inputs) == len(built.records)
+    normalizer = MsisdnNormalizer()
+    engine = offline_engine(settings, keyring)
+    expected: Counter[tuple[Any, ...]] = Counter()
+    for message in inputs:
+        result = engine.process(
+            message.value, ConsentTable(normalizer).get, WarrantIndex(normalizer)
+        )
+        assert not isinstance(result, Rejection), result
+        expected.update((o.topic, o.key, o.value, tuple(o.headers)) for o in result)
+    consumed = await read_all(settings, output_topics(settings))
+    assert not [m for m in consumed if m.topic == names.dead_letter]
+    actual = Counter((m.topic, m.key, m.value, tuple(m.headers)) for m in consumed)
+    assert actual == expected
+    assert worker.stop() == 0
