@@ -1,0 +1,114 @@
+"""The worker's faust app, built from settings by :func:`create_app` (nothing runs at import).
+
+faust provides the process: service lifecycle and ordering, signal handling, logging and the
+HTTP endpoints (``/health``, ``/metrics``). The records flow through two services of ours,
+:class:`~pipeline.shell.tables.StateTables` and :class:`~pipeline.shell.recordpath.RecordPath`,
+on their own aiokafka clients, so faust's own Kafka consumer and producer are switched off:
+with no agents they would only join a pointless group (on the embedded broker, for 30 s).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import faust
+from faust.app.base import BootStrategy
+from faust.web import Request, Response, View
+from mode import ServiceT
+
+from pipeline.core.consent import ConsentTable
+from pipeline.core.normalize import MsisdnNormalizer
+from pipeline.core.warrants import WarrantIndex
+from pipeline.settings import Settings
+from pipeline.shell.metrics import Metrics
+from pipeline.shell.recordpath import RecordEngine, RecordPath
+from pipeline.shell.tables import StateTables
+
+log = logging.getLogger("cdrveil.app")
+
+EngineFactory = Callable[[Settings], RecordEngine]
+
+
+class _ShellBoot(BootStrategy):
+    """faust's web and sensors, without faust's Kafka clients (ours do the Kafka work)."""
+
+    enable_kafka_consumer = False
+    enable_kafka_producer = False
+
+
+class CdrveilApp(faust.App):
+    """A faust app that runs the state tables and the record path as its services."""
+
+    BootStrategy = _ShellBoot
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: RecordEngine,
+        consent: ConsentTable,
+        warrants: WarrantIndex,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+        self.metrics = Metrics()
+        self.consent = consent
+        self.warrants = warrants
+        self.state_tables = StateTables(settings, consent, warrants, self.metrics)
+        self.record_path = RecordPath(
+            settings, engine, self.state_tables, consent.get, warrants, self.metrics
+        )
+
+    def on_init_dependencies(self) -> Iterable[ServiceT]:
+        """faust's services, then ours: started in this order, stopped in reverse, so the
+        record path finishes and commits before the tables go away."""
+        return [*super().on_init_dependencies(), self.state_tables, self.record_path]
+
+    async def on_first_start(self) -> None:
+        """Nothing to prepare: no faust tables, so no data directory to create."""
+
+
+def create_app(settings: Settings, engine_factory: EngineFactory) -> CdrveilApp:
+    """Build the worker app: engine, tables, record path and web endpoints.
+
+    The engine is built here, before anything starts, so a bad keyring or policy is a
+    :class:`~pipeline.errors.ConfigError` at once rather than a crashed worker.
+    """
+    engine = engine_factory(settings)
+    msisdn = MsisdnNormalizer(settings.country_code, settings.trunk_prefix)
+    app = CdrveilApp(
+        settings,
+        engine,
+        ConsentTable(msisdn),
+        WarrantIndex(msisdn),
+        id=settings.group_id,
+        broker=[f"kafka://{server.strip()}" for server in settings.bootstrap_servers.split(",")],
+        autodiscover=False,
+        web_enabled=settings.web_port != 0,
+        web_port=settings.web_port or 6066,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+    )
+    _add_pages(app)
+    return app
+
+
+def _add_pages(app: CdrveilApp) -> None:
+    metrics = app.metrics
+
+    @app.page("/health")
+    async def health(view: View, request: Request) -> Response:
+        """200 when records are processed, 503 while starting (with the reason)."""
+        body = {
+            "status": metrics.status(),
+            "consent_states": metrics.consent_states,
+            "warrants": metrics.warrants,
+        }
+        return view.json(body, status=200 if metrics.ready else 503)
+
+    @app.page("/metrics")
+    async def prometheus(view: View, request: Request) -> Response:
+        """Counters in the Prometheus text format."""
+        return view.text(metrics.render(), content_type="text/plain; version=0.0.4")

@@ -1,0 +1,135 @@
+"""Kafka clients for the worker, and starting them patiently when the broker is not up yet."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError, KafkaError
+from aiokafka.protocol.group import LeaveGroupRequest
+
+from pipeline.settings import Settings
+
+log = logging.getLogger("cdrveil.kafka")
+
+BACKOFF_FIRST_S: Final = 0.5
+BACKOFF_MAX_S: Final = 30.0
+#: Output batches up to this size; one produce request carries several.
+MAX_BATCH_BYTES: Final = 1_048_576
+
+
+async def start_with_retry(
+    make: Callable[[], Any],
+    what: str,
+    settings: Settings,
+    stop: asyncio.Event,
+) -> Any | None:
+    """Start a client made by ``make``, retrying with backoff while Kafka is unreachable.
+
+    Returns the started client, or ``None`` if ``stop`` was set while waiting.
+    """
+    delay = BACKOFF_FIRST_S
+    attempt = 1
+    while not stop.is_set():
+        client = make()
+        try:
+            await client.start()
+        except KafkaConnectionError:
+            await _close_quietly(client)
+            log.warning(
+                "Kafka at %s is unreachable (%s, attempt %d); retrying in %.1f s. "
+                "Is the broker running and CDRVEIL_BOOTSTRAP_SERVERS right?",
+                settings.bootstrap_servers,
+                what,
+                attempt,
+                delay,
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(delay * 2, BACKOFF_MAX_S)
+            attempt += 1
+            continue
+        return client
+    return None
+
+
+async def _close_quietly(client: Any) -> None:
+    closer: Callable[[], Awaitable[None]] = getattr(client, "stop", None) or client.close
+    try:
+        await closer()
+    except (KafkaError, OSError) as exc:
+        log.debug("closing a client that failed to start: %r", exc)
+
+
+def table_consumer(settings: Settings) -> AIOKafkaConsumer:
+    """A group-less consumer that reads the compacted state topics from the beginning."""
+    return AIOKafkaConsumer(
+        **settings.kafka_client_kwargs("cdrveil-tables"),
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        # Catching up on a million states is a bulk read: large fetches, short waits.
+        fetch_max_bytes=64 * 1024 * 1024,
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        fetch_max_wait_ms=100,
+    )
+
+
+def record_consumer(settings: Settings, topics: tuple[str, ...], listener: Any) -> AIOKafkaConsumer:
+    """The record path's consumer: in the group, manual commits, raw bytes."""
+    consumer = AIOKafkaConsumer(
+        **settings.kafka_client_kwargs("cdrveil-worker"),
+        group_id=settings.group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        # tansu makes a joining member wait half the session timeout, so a short one
+        # starts workers fast; heartbeats run on the loop between batches of milliseconds.
+        session_timeout_ms=settings.session_timeout_ms,
+        heartbeat_interval_ms=max(settings.session_timeout_ms // 6, 100),
+        fetch_max_wait_ms=100,
+        max_partition_fetch_bytes=2 * 1024 * 1024,
+        isolation_level=(
+            "read_committed"
+            if settings.processing_guarantee == "exactly_once"
+            else "read_uncommitted"
+        ),
+    )
+    consumer.subscribe(list(topics), listener=listener)
+    return consumer
+
+
+def producer(settings: Settings, transactional_id: str | None = None) -> AIOKafkaProducer:
+    """The producer of outputs: every replica acknowledges before an offset is committed."""
+    return AIOKafkaProducer(
+        **settings.kafka_client_kwargs("cdrveil-worker"),
+        acks="all",
+        linger_ms=settings.linger_ms,
+        max_batch_size=MAX_BATCH_BYTES,
+        max_request_size=8 * MAX_BATCH_BYTES,
+        transactional_id=transactional_id,
+        enable_idempotence=transactional_id is not None,
+    )
+
+
+async def leave_group(consumer: AIOKafkaConsumer) -> None:
+    """Leave the group now, so the partitions move to another worker without waiting.
+
+    aiokafka sends LeaveGroup only for generations above 0, and tansu numbers its first
+    generation 0; without this a restarted worker waits a session timeout plus a rebalance.
+    """
+    coordinator = getattr(consumer, "_coordinator", None)
+    client = getattr(consumer, "_client", None)
+    if coordinator is None or client is None or getattr(coordinator, "generation", None) != 0:
+        return
+    member_id = getattr(coordinator, "member_id", "")
+    node = getattr(coordinator, "coordinator_id", None)
+    if not member_id or node is None:
+        return
+    try:
+        await client.send(node, LeaveGroupRequest(coordinator.group_id, member_id))
+    except (KafkaError, OSError) as exc:
+        log.debug("leaving the group failed: %r", exc)

@@ -1,0 +1,211 @@
+"""Producing the outputs of one input batch as whole record batches, and awaiting them.
+
+Why not ``producer.send`` per message: it costs ~13 µs of CPU per message here (a
+coroutine, a future and the pure-Python murmur2 partitioner each time), which at five to
+six outputs per input would cap a worker near 15,000 inputs/s. Filling a ``BatchBuilder``
+per partition and handing it over with ``send_batch`` costs ~3 µs per message (measured
+~200,000 messages/s against the embedded broker). Partitions follow Kafka's default
+partitioner (murmur2 of the key), so a key lands where any other Kafka client puts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from itertools import count
+from typing import Any, Final
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from pipeline.errors import BrokerError
+
+log = logging.getLogger("cdrveil.produce")
+
+Message = tuple[bytes | None, bytes | None, Sequence[tuple[str, bytes]]]
+
+#: Hashes kept per cache generation. Keys are subscribers and their per-purpose pseudonyms,
+#: which repeat on a skewed distribution; a hit costs a dict lookup, a miss ~1-2 µs.
+HASH_CACHE_SIZE: Final = 1 << 17
+SEND_ATTEMPTS: Final = 5
+
+_M: Final = 0x5BD1E995
+_MASK: Final = 0xFFFFFFFF
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 hash of a key (the Java client's ``Utils.murmur2``), unsigned.
+
+    Same values as ``aiokafka.partitioner.murmur2`` (after ``& 0x7fffffff``) at about half
+    the cost: the 4-byte words are unpacked in one call instead of byte by byte.
+    """
+    length = len(data)
+    h = 0x9747B28C ^ length
+    words = length >> 2
+    if words:
+        for k in struct.unpack_from(f"<{words}I", data):
+            k = (k * _M) & _MASK
+            k ^= k >> 24
+            h = ((h * _M) & _MASK) ^ ((k * _M) & _MASK)
+    tail = length & 3
+    if tail:
+        i = words << 2
+        if tail == 3:
+            h ^= data[i + 2] << 16
+        if tail >= 2:
+            h ^= data[i + 1] << 8
+        h = ((h ^ data[i]) * _M) & _MASK
+    h ^= h >> 13
+    h = (h * _M) & _MASK
+    return h ^ (h >> 15)
+
+
+class Partitioner:
+    """Kafka's default partitioner for keyed messages (so a key lands where any Kafka
+    client would put it), round-robin for keyless ones."""
+
+    __slots__ = ("_old", "_round_robin", "counts", "young")
+
+    def __init__(self) -> None:
+        #: Partition count per topic, learnt from the producer's metadata.
+        self.counts: dict[str, int] = {}
+        # Two cache generations: a full young one becomes the old one, so hot keys survive.
+        self.young: dict[bytes, int] = {}
+        self._old: dict[bytes, int] = {}
+        self._round_robin = count()
+
+    async def learn(self, producer: AIOKafkaProducer, topic: str) -> None:
+        """Fetch the partition count of ``topic`` (a missing topic is a clear error)."""
+        try:
+            partitions = await asyncio.wait_for(producer.partitions_for(topic), 30)
+        except (KafkaError, TimeoutError):
+            raise BrokerError(
+                f"topic {topic} does not exist; create the topics with `cdrveil topics create`"
+            ) from None
+        self.counts[topic] = len(partitions)
+
+    def partition(self, key: bytes | None, n: int) -> int:
+        """The partition of ``key`` among ``n``."""
+        if key is None:
+            return next(self._round_robin) % n
+        h = self.young.get(key)
+        if h is None:
+            h = self._old.get(key)
+            if h is None:
+                h = murmur2(key) & 0x7FFFFFFF
+            if len(self.young) >= HASH_CACHE_SIZE:
+                self._old = self.young
+                self.young = {}
+            self.young[key] = h
+        return h % n
+
+
+@dataclass
+class Send:
+    """Messages for one partition, and the delivery futures of the batches carrying them."""
+
+    topic: str
+    partition: int
+    messages: list[Message]
+    futures: list[asyncio.Future[Any]] = field(default_factory=list)
+
+
+class OutputBatch:
+    """Outputs gathered while processing one input batch, sorted into partitions as added."""
+
+    __slots__ = ("_buckets", "_partitioner", "_pending", "size")
+
+    def __init__(self, partitioner: Partitioner) -> None:
+        self._partitioner = partitioner
+        self._buckets: dict[str, list[list[Message]]] = {}
+        # Messages for topics whose partition count is not known yet (first batch only).
+        self._pending: list[tuple[str, Message]] = []
+        self.size = 0
+
+    def add(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes]],
+    ) -> None:
+        """Queue one message."""
+        self.size += 1
+        buckets = self._buckets.get(topic)
+        if buckets is None:
+            n = self._partitioner.counts.get(topic)
+            if n is None:
+                self._pending.append((topic, (key, value, headers)))
+                return
+            buckets = self._buckets[topic] = [[] for _ in range(n)]
+        buckets[self._partitioner.partition(key, len(buckets))].append((key, value, headers))
+
+    async def send(self, producer: AIOKafkaProducer) -> list[Send]:
+        """Hand every message to the producer, in record batches; return what to await."""
+        pending, self._pending = self._pending, []
+        for topic, (key, value, headers) in pending:
+            if topic not in self._partitioner.counts:
+                await self._partitioner.learn(producer, topic)
+            self.size -= 1
+            self.add(topic, key, value, headers)
+        sends: list[Send] = []
+        for topic, buckets in self._buckets.items():
+            for partition, messages in enumerate(buckets):
+                if messages:
+                    send = Send(topic, partition, messages)
+                    await _submit(producer, send)
+                    sends.append(send)
+        return sends
+
+
+async def _submit(producer: AIOKafkaProducer, send: Send) -> None:
+    """Pack ``send.messages`` into as few record batches as fit, and submit them."""
+    builder = producer.create_batch()
+    for key, value, headers in send.messages:
+        if builder.append(key=key, value=value, timestamp=None, headers=headers) is None:
+            builder.close()
+            send.futures.append(
+                await producer.send_batch(builder, send.topic, partition=send.partition)
+            )
+            builder = producer.create_batch()
+            # An empty builder takes any one message, however large.
+            builder.append(key=key, value=value, timestamp=None, headers=headers)
+    builder.close()
+    send.futures.append(await producer.send_batch(builder, send.topic, partition=send.partition))
+
+
+async def await_delivery(producer: AIOKafkaProducer, sends: list[Send]) -> int:
+    """Wait until the broker has acknowledged every message; resend failed partitions.
+
+    Returns how many partition sends were repeated. After :data:`SEND_ATTEMPTS` failures
+    of one partition a :class:`BrokerError` is raised: the offsets stay uncommitted and a
+    restarted worker produces the records again (at-least-once).
+    """
+    resends = 0
+    for send in sends:
+        for attempt in range(1, SEND_ATTEMPTS + 1):
+            results = await asyncio.gather(*send.futures, return_exceptions=True)
+            failure = next((r for r in results if isinstance(r, BaseException)), None)
+            if failure is None:
+                break
+            if attempt == SEND_ATTEMPTS or isinstance(failure, asyncio.CancelledError):
+                raise BrokerError(
+                    f"producing to {send.topic}[{send.partition}] failed {attempt} times: "
+                    f"{type(failure).__name__}"
+                ) from failure
+            log.warning(
+                "producing to %s[%d] failed (%s); sending again (attempt %d)",
+                send.topic,
+                send.partition,
+                type(failure).__name__,
+                attempt + 1,
+            )
+            await asyncio.sleep(0.2 * attempt)
+            # The whole partition share again: duplicates are allowed, losses are not.
+            send.futures.clear()
+            await _submit(producer, send)
+            resends += 1
+    return resends

@@ -1,0 +1,82 @@
+"""Topic provisioning: the full table, idempotent, with compaction and retention."""
+
+from __future__ import annotations
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+from pipeline.settings import Settings
+from pipeline.shell.topics import create_topics, topic_specs
+
+on_session_loop = pytest.mark.asyncio(loop_scope="session")
+
+DAY_MS = 86_400_000
+
+
+async def _describe(settings: Settings, names: list[str]) -> dict[str, dict[str, str]]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    try:
+        answers = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
+        )
+        described = await admin.describe_topics(names)
+    finally:
+        await admin.close()
+    configs: dict[str, dict[str, str]] = {}
+    for answer in answers:
+        for _code, _message, _type, name, entries in answer.resources:
+            configs[name] = {entry[0]: entry[1] for entry in entries}
+    for topic in described:
+        configs.setdefault(topic["topic"], {})["partitions"] = str(len(topic["partitions"]))
+    return configs
+
+
+@on_session_loop
+async def test_topics_are_created_once_and_then_reported_as_existing(settings: Settings) -> None:
+    p = settings.topic_prefix
+    first = await create_topics(settings, ["marketing"])
+    assert first.existing == ()
+    assert set(first.created) == {
+        p + "cdr.voice",
+        p + "cdr.sms",
+        p + "consent.state",
+        p + "li.warrants",
+        p + "traffic.lawful-intercept",
+        p + "traffic.billing",
+        p + "traffic.analytics.marketing",
+        p + "traffic.dead-letter",
+    }
+    second = await create_topics(settings, ["marketing", "network_planning"])
+    assert second.created == (p + "traffic.analytics.network_planning",)
+    assert set(second.existing) == set(first.created)
+
+
+@on_session_loop
+async def test_state_topics_are_compacted_and_routes_keep_the_policy_retention(
+    settings: Settings,
+) -> None:
+    p = settings.topic_prefix
+    retention = {"traffic.billing": 30 * DAY_MS, p + "traffic.dead-letter": 7 * DAY_MS}
+    await create_topics(settings, ["marketing"], retention)
+    configs = await _describe(
+        settings,
+        [p + "consent.state", p + "li.warrants", p + "traffic.billing", p + "traffic.dead-letter"],
+    )
+    assert configs[p + "consent.state"]["cleanup.policy"] == "compact"
+    assert configs[p + "li.warrants"]["cleanup.policy"] == "compact"
+    assert configs[p + "traffic.billing"]["retention.ms"] == str(30 * DAY_MS)
+    assert configs[p + "traffic.dead-letter"]["retention.ms"] == str(7 * DAY_MS)
+    assert all(c["partitions"] == str(settings.partitions) for c in configs.values())
+
+
+def test_state_topics_never_get_a_retention_limit(settings: Settings) -> None:
+    p = settings.topic_prefix
+    specs = {
+        s.name: s
+        for s in topic_specs(settings, [], {"consent.state": 1, "li.warrants": 1, "cdr.sms": 5})
+    }
+    assert specs[p + "consent.state"].configs == {"cleanup.policy": "compact"}
+    assert specs[p + "li.warrants"].configs == {"cleanup.policy": "compact"}
+    assert specs[p + "cdr.sms"].configs == {"retention.ms": "5"}
