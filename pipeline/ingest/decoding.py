@@ -155,22 +155,25 @@ _decoder: BerRecordDecoder | None = None
 _file: tuple[str, bytes] = ("", b"")
 
 
-def _die_with_parent() -> None:
-    """Linux: be killed when the ingesting process dies, even of SIGKILL (no orphans)."""
+def _die_with_parent(parent: int) -> None:
+    """Linux: be killed when the ingesting process dies, even of SIGKILL (no orphans).
+
+    ``parent`` is the pid the ingesting process had when it started the pool: reading
+    ``getppid()`` here instead would miss a parent that died before this line ran.
+    """
     if not sys.platform.startswith("linux"):
         return
-    parent = os.getppid()
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     if os.getppid() != parent:  # the parent died before prctl took effect
         os._exit(1)
 
 
-def _init_worker(settings: DecoderSettings) -> None:
+def _init_worker(settings: DecoderSettings, parent: int) -> None:
     # Ctrl-C in a terminal signals the whole process group; the parent alone decides
     # how to stop (finish the windows in flight), so workers must not die of it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _die_with_parent()
+    _die_with_parent(parent)
     global _decoder  # one decoder per worker process, built once
     _decoder = settings.build()
 
@@ -196,7 +199,7 @@ class DecoderPool:
             jobs,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_init_worker,
-            initargs=(settings,),
+            initargs=(settings, os.getpid()),
         )
 
     async def windows(
