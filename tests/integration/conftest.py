@@ -99,19 +99,19 @@ class WorkerProcess:
             await asyncio.sleep(0.1)
 
 
-@pytest.fixture
-def spawn_worker() -> Iterator[Any]:
-    """Start worker processes; any still running at the end of the test is killed."""
+def _spawner(command: Sequence[str], extra: dict[str, str]) -> Iterator[Any]:
+    """Start worker processes running ``command``; any still running at the end is killed."""
     started: list[WorkerProcess] = []
 
     def spawn(settings: Settings, **extra_env: str) -> WorkerProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CDRVEIL_")}
         env.update(settings_env(settings))
+        env.update(extra)
         env.update(extra_env)
         env["PYTHONPATH"] = str(ROOT)
         log_file = tempfile.TemporaryFile()  # noqa: SIM115 - closed at teardown
         process = subprocess.Popen(
-            [sys.executable, "-m", "tests.integration.fake_worker"],
+            [sys.executable, *command],
             cwd=ROOT,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -128,6 +128,28 @@ def spawn_worker() -> Iterator[Any]:
             worker.process.kill()
         worker.process.wait()
         worker.log_file.close()
+
+
+@pytest.fixture
+def spawn_worker() -> Iterator[Any]:
+    """Start fake-engine worker processes (``tests.integration.fake_worker``)."""
+    yield from _spawner(["-m", "tests.integration.fake_worker"], {})
+
+
+@pytest.fixture
+def keyring(tmp_path: Path) -> Path:
+    """A fresh keyring for a real worker (and for an engine run offline beside it)."""
+    from pipeline.core.keys import Keyring
+
+    path = tmp_path / "worker.keyring.json"
+    Keyring.init(path)
+    return path
+
+
+@pytest.fixture
+def real_worker(keyring: Path) -> Iterator[Any]:
+    """Start `python -m pipeline worker` processes with the test's keyring."""
+    yield from _spawner(["-m", "pipeline", "worker"], {"CDRVEIL_KEYRING_PATH": str(keyring)})
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

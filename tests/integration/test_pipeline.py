@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
-import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,50 +26,12 @@ from pipeline.shell.topics import TopicNames, create_topics
 from pipeline.synth import Workload, consent_states, records, warrants
 from tests.schema_util import headers_document, load_schema
 
-from .conftest import ROOT, WorkerProcess, header, produce, read_all, settings_env
+from .conftest import WorkerProcess, header, produce, read_all
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 POLICY = Policy.load()
 FORMS = ("+46 70-123 45 67", "0046701234567", "46701234567", "0701234567", "+46701234567")
-
-
-@pytest.fixture
-def keyring(tmp_path: Path) -> Path:
-    """A fresh keyring for the worker and the offline engine."""
-    path = tmp_path / "worker.keyring.json"
-    Keyring.init(path)
-    return path
-
-
-@pytest.fixture
-def real_worker(keyring: Path) -> Iterator[Any]:
-    """Start `python -m pipeline worker` processes; any left running is killed at teardown."""
-    started: list[WorkerProcess] = []
-
-    def spawn(settings: Settings) -> WorkerProcess:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CDRVEIL_")}
-        env.update(settings_env(settings))
-        env["CDRVEIL_KEYRING_PATH"] = str(keyring)
-        log_file = tempfile.TemporaryFile()  # noqa: SIM115 - closed at teardown
-        process = subprocess.Popen(
-            [sys.executable, "-m", "pipeline", "worker"],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-        worker = WorkerProcess(process, log_file, env)
-        started.append(worker)
-        return worker
-
-    yield spawn
-    for worker in started:
-        if worker.running():
-            worker.process.kill()
-        worker.process.wait()
-        worker.log_file.close()
 
 
 async def all_topics(settings: Settings) -> Settings:
