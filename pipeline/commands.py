@@ -177,6 +177,45 @@ def _demo(args: argparse.Namespace) -> int:
     )
 
 
+def _replay(args: argparse.Namespace) -> int:
+    from pipeline.replay import Selection, parse_offsets, parse_since, replay, stop_on_signals
+
+    if args.limit is not None and args.limit < 0:
+        raise ConfigError("--limit must be >= 0")
+    selection = Selection(
+        codes=frozenset(args.code or ()),
+        source_topics=frozenset(args.source_topic or ()),
+        since_ms=None if args.since is None else parse_since(args.since),
+    )
+    start = None if args.offsets is None else parse_offsets(args.offsets)
+    settings = _settings(args)
+    logging.basicConfig(level=settings.log_level, format="cdrveil: %(levelname)s %(message)s")
+    if selection.source_topics:
+        # Logical names (cdr.voice) are accepted as well as the prefixed ones.
+        prefixed = {
+            t if t.startswith(settings.topic_prefix) else settings.topic_prefix + t
+            for t in selection.source_topics
+        }
+        selection = Selection(selection.codes, frozenset(prefixed), selection.since_ms)
+
+    async def run() -> Any:
+        stop = asyncio.Event()
+        with stop_on_signals(stop):
+            return await replay(
+                settings,
+                selection,
+                start=start,
+                limit=args.limit,
+                dry_run=args.dry_run,
+                show_progress=not args.no_progress,
+                stop=stop,
+            )
+
+    report = asyncio.run(run())
+    print(report.summary())
+    return 130 if report.stopped else 0
+
+
 def add_commands(commands: Subparsers) -> None:
     """Register the Kafka-side subcommands."""
     demo = commands.add_parser(
@@ -207,7 +246,9 @@ def add_commands(commands: Subparsers) -> None:
     worker.add_argument("--policy", type=Path, help="policy file (env CDRVEIL_POLICY_PATH)")
     worker.add_argument("--group-id", help="consumer group (env CDRVEIL_GROUP_ID, cdrveil)")
     worker.add_argument(
-        "--web-port", type=int, help="port of /health and /metrics (env CDRVEIL_WEB_PORT, 6066)"
+        "--web-port",
+        type=int,
+        help="port of /healthz, /readyz, /metrics and /health (env CDRVEIL_WEB_PORT, 6066)",
     )
     worker.add_argument(
         "--log-level",
@@ -305,3 +346,104 @@ def add_commands(commands: Subparsers) -> None:
     ingest.add_argument("--no-progress", action="store_true", help="no progress bar")
     _connection_args(ingest)
     ingest.set_defaults(handler=_ingest)
+
+    replay = commands.add_parser(
+        "replay",
+        help="publish dead letters back to their source topic, after a fix",
+        description="Read traffic.dead-letter (from the beginning, or from --offsets), select "
+        "dead letters by reason code (dlq.error.code), source topic (dlq.source.topic) and "
+        "time, and publish each one's original key and value, byte for byte, to its source "
+        "topic, so the workers process it again. Only the input topics (cdr.voice, cdr.sms of "
+        "this prefix) are written to; dead letters of `cdrveil ingest` (dlq.source.file) are "
+        "BER bytes, not records, and are skipped and counted. Reads up to the end of the "
+        "topic as it is at the start. Prints counts, reason codes and offsets, never a key "
+        "or a value. Ctrl-C finishes the chunk in hand and says where to go on (exit 130).",
+    )
+    replay.add_argument(
+        "--code",
+        action="append",
+        metavar="CODE",
+        help="only this reason code (repeatable), e.g. internal_error, oversize",
+    )
+    replay.add_argument(
+        "--source-topic",
+        action="append",
+        metavar="TOPIC",
+        help="only dead letters from this input topic (repeatable), e.g. cdr.voice",
+    )
+    replay.add_argument(
+        "--since",
+        metavar="TIME",
+        help="only dead letters written at or after this RFC 3339 time, e.g. 2026-11-21T05:00:00Z",
+    )
+    start = replay.add_mutually_exclusive_group()
+    start.add_argument(
+        "--from-beginning",
+        action="store_true",
+        help="read every partition from its first offset (the default)",
+    )
+    start.add_argument(
+        "--offsets",
+        metavar="P:O[,P:O...]",
+        help="read only these dead-letter partitions, each from the offset given "
+        "(every run ends by printing the value that goes on from where it stopped)",
+    )
+    replay.add_argument(
+        "--limit", type=int, metavar="N", help="replay at most N dead letters, then stop"
+    )
+    replay.add_argument("--dry-run", action="store_true", help="only count what would be replayed")
+    replay.add_argument("--no-progress", action="store_true", help="no progress line")
+    _connection_args(replay)
+    replay.set_defaults(handler=_replay)
+
+    def _bench(args: argparse.Namespace) -> int:
+        # The benchmarks live in the source tree beside the package, not in the wheel;
+        # imported by name so that `cdrveil --help` (and mypy) never load them.
+        import importlib
+        import sys
+
+        root = Path(__file__).resolve().parents[1]
+        if not (root / "benchmarks" / "suite.py").is_file():
+            raise ConfigError(
+                "cdrveil bench runs from a source checkout (benchmarks/ beside pipeline/)"
+            )
+        if str(root) not in sys.path:
+            sys.path.insert(0, str(root))
+        code: int = importlib.import_module("benchmarks.suite").command(args)
+        return code
+
+    bench = commands.add_parser(
+        "bench",
+        help="run every benchmark on the embedded broker; one table and a JSON file",
+        description="On the embedded broker: the engine alone; preloaded inputs through one "
+        "real worker until every offset is committed (records/s, messages/s, latency, CPU, "
+        "RSS); the outputs-only, passthrough and naive-faust baselines on the same data and "
+        "client settings; latency at half the measured rate; a fresh worker loading a "
+        "million consent states; 1, 2 and 3 workers. Prints each target and whether it was "
+        "met, writes the figures as JSON, and stops everything it started (also on Ctrl-C).",
+    )
+    bench.add_argument("--quick", action="store_true", help="a small smoke run of every phase")
+    bench.add_argument(
+        "--records", type=int, metavar="N", help="end-to-end input records (500,000)"
+    )
+    bench.add_argument(
+        "--naive-records",
+        type=int,
+        metavar="N",
+        help="input records of the naive faust baseline (50,000)",
+    )
+    bench.add_argument(
+        "--load-seconds", type=float, metavar="S", help="latency-under-load duration (60)"
+    )
+    bench.add_argument(
+        "--consent-states", type=int, metavar="N", help="consent states at scale (1,000,000)"
+    )
+    bench.add_argument(
+        "--batch-max-records", type=int, metavar="N", help="records per worker batch (2000)"
+    )
+    bench.add_argument("--linger-ms", type=int, metavar="MS", help="producer linger (5)")
+    bench.add_argument("--partitions", type=int, metavar="N", help="partitions per topic (8)")
+    bench.add_argument(
+        "--json", type=Path, metavar="PATH", help="JSON report (benchmarks/out/bench.json)"
+    )
+    bench.set_defaults(handler=_bench)

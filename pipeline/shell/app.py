@@ -1,10 +1,12 @@
 """The worker's faust app, built from settings by :func:`create_app` (nothing runs at import).
 
 faust provides the process: service lifecycle and ordering, signal handling, logging and the
-HTTP endpoints (``/health``, ``/metrics``). The records flow through two services of ours,
-:class:`~pipeline.shell.tables.StateTables` and :class:`~pipeline.shell.recordpath.RecordPath`,
-on their own aiokafka clients, so faust's own Kafka consumer and producer are switched off:
-with no agents they would only join a pointless group (on the embedded broker, for 30 s).
+HTTP endpoints: ``/healthz`` (liveness), ``/readyz`` (readiness), ``/metrics`` (Prometheus,
+from :mod:`pipeline.shell.telemetry`) and ``/health`` (a JSON status for scripts). The
+records flow through two services of ours, :class:`~pipeline.shell.tables.StateTables` and
+:class:`~pipeline.shell.recordpath.RecordPath`, on their own aiokafka clients, so faust's own
+Kafka consumer and producer are switched off: with no agents they would only join a pointless
+group (on the embedded broker, for 30 s).
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from pipeline.core.consent import ConsentTable
 from pipeline.core.normalize import MsisdnNormalizer
 from pipeline.core.warrants import WarrantIndex
 from pipeline.settings import Settings
-from pipeline.shell.metrics import Metrics
+from pipeline.shell import telemetry
 from pipeline.shell.recordpath import RecordEngine, RecordPath
+from pipeline.shell.status import WorkerStatus
 from pipeline.shell.tables import StateTables
 
 log = logging.getLogger("cdrveil.app")
@@ -53,12 +56,16 @@ class CdrveilApp(faust.App):
     ) -> None:
         super().__init__(**kwargs)
         self.settings = settings
-        self.metrics = Metrics()
+        self.metrics = telemetry.Metrics()
+        self.status = WorkerStatus(self.metrics)
+        key_id = getattr(engine, "key_id", None)
+        if isinstance(key_id, str):
+            self.metrics.set_active_key(key_id)
         self.consent = consent
         self.warrants = warrants
-        self.state_tables = StateTables(settings, consent, warrants, self.metrics)
+        self.state_tables = StateTables(settings, consent, warrants, self.metrics, self.status)
         self.record_path = RecordPath(
-            settings, engine, self.state_tables, consent.get, warrants, self.metrics
+            settings, engine, self.state_tables, consent.get, warrants, self.metrics, self.status
         )
 
     def on_init_dependencies(self) -> Iterable[ServiceT]:
@@ -96,19 +103,33 @@ def create_app(settings: Settings, engine_factory: EngineFactory) -> CdrveilApp:
 
 
 def _add_pages(app: CdrveilApp) -> None:
-    metrics = app.metrics
+    status, metrics = app.status, app.metrics
 
     @app.page("/health")
     async def health(view: View, request: Request) -> Response:
         """200 when records are processed, 503 while starting (with the reason)."""
         body = {
-            "status": metrics.status(),
-            "consent_states": metrics.consent_states,
-            "warrants": metrics.warrants,
+            "status": status.status(),
+            "consent_states": len(app.consent),
+            "warrants": len(app.warrants),
         }
-        return view.json(body, status=200 if metrics.ready else 503)
+        return view.json(body, status=200 if status.ready else 503)
 
-    @app.page("/metrics")
+    @app.page(telemetry.HEALTH_PATH)
+    async def healthz(view: View, request: Request) -> Response:
+        """Liveness: 200 while the process runs and its event loop answers."""
+        return view.text("ok\n")
+
+    @app.page(telemetry.READY_PATH)
+    async def readyz(view: View, request: Request) -> Response:
+        """Readiness: 200 once tables are recovered and partitions assigned, else 503."""
+        if status.ready:
+            return view.text("ready\n")
+        return view.text(f"not ready: {status.reason()}\n", status=503)
+
+    @app.page(telemetry.METRICS_PATH)
     async def prometheus(view: View, request: Request) -> Response:
-        """Counters in the Prometheus text format."""
-        return view.text(metrics.render(), content_type="text/plain; version=0.0.4")
+        """Every metric in the Prometheus text format."""
+        body, content_type = metrics.render()
+        # As a header: aiohttp refuses a content_type argument that carries a charset.
+        return view.bytes(body, headers={"Content-Type": content_type})

@@ -62,8 +62,8 @@ async def log_end_offsets(settings: Settings, topics: list[str]) -> dict[TopicPa
         fetch_max_wait_ms=50,
         max_partition_fetch_bytes=1024,
     )
-    await consumer.start()
     try:
+        await consumer.start()
         tps = await partitions_of(consumer, topics)
         consumer.assign(tps)
         # Start near the end: ListOffsets errs low on tansu, never high, so a fetch from
@@ -85,8 +85,8 @@ async def committed_offsets(
         group_id=group_id,
         enable_auto_commit=False,
     )
-    await consumer.start()
     try:
+        await consumer.start()
         tps = await partitions_of(consumer, topics)
         consumer.assign(tps)  # manual assignment: reads the group's offsets, never joins it
         return {tp: (await consumer.committed(tp)) or 0 for tp in tps}

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import time
 import traceback
 import uuid
 from collections.abc import Awaitable, Callable
@@ -34,19 +35,23 @@ import pipeline
 from pipeline.core.consent import ConsentLookup
 from pipeline.core.decode import Rejection
 from pipeline.core.engine import Output
+from pipeline.core.policy import Policy
 from pipeline.core.warrants import WarrantIndex
 from pipeline.errors import BrokerError
 from pipeline.settings import Settings
 from pipeline.shell import clients
-from pipeline.shell.metrics import Metrics
 from pipeline.shell.produce import OutputBatch, Partitioner, Send, await_delivery
+from pipeline.shell.status import WorkerStatus
 from pipeline.shell.tables import StateTables
-from pipeline.shell.topics import TopicNames
+from pipeline.shell.telemetry import Metrics
+from pipeline.shell.topics import ANALYTICS_PREFIX, BILLING, INPUTS, LAWFUL_INTERCEPT, TopicNames
 
 log = logging.getLogger("cdrveil.worker")
 
 #: Batches produced but not yet committed; bounds memory and replay after a crash.
 MAX_IN_FLIGHT: Final = 3
+#: Seconds between lag reports while no records arrive (after every batch otherwise).
+IDLE_LAG_INTERVAL_S: Final = 1.0
 #: Allocations between young-generation collections (CPython's default is 700).
 GC_THRESHOLD_GEN0: Final = 20_000
 _VERSION: Final = pipeline.__version__.encode()
@@ -76,6 +81,23 @@ def dead_letter_headers(
     ]
 
 
+def route_labels(engine: object, names: TopicNames) -> dict[str, str]:
+    """Output topic -> route name, from the engine's policy when it has one."""
+    policy = getattr(engine, "policy", None)
+    if not isinstance(policy, Policy):
+        return {}
+    return {names(route.topic): name for name, route in policy.routes.items()}
+
+
+def route_of_topic(logical: str) -> str:
+    """The route name the default topic table implies for an output topic (no prefix)."""
+    if logical == LAWFUL_INTERCEPT:
+        return "lawful_intercept"
+    if logical == BILLING:
+        return "billing"
+    return logical.removeprefix(ANALYTICS_PREFIX)
+
+
 def internal_error(exc: BaseException) -> Rejection:
     """The rejection for an engine that raised: a bug, still dead-lettered.
 
@@ -103,13 +125,29 @@ def settle_heap() -> None:
 
 
 class _Work:
-    """One input batch: its produced messages and the offsets to commit once acked."""
+    """One input batch: its produced messages, the offsets to commit once acknowledged,
+    and what the metrics count once it is committed."""
 
-    __slots__ = ("offsets", "records", "sends")
+    __slots__ = ("dead_letters", "offsets", "records", "sends", "started", "timestamps", "topics")
 
-    def __init__(self, offsets: dict[TopicPartition, int], records: int) -> None:
+    def __init__(
+        self,
+        offsets: dict[TopicPartition, int],
+        records: int,
+        topics: dict[str, int],
+        dead_letters: dict[str, int],
+        timestamps: list[int],
+        started: float,
+    ) -> None:
         self.offsets = offsets
         self.records = records
+        #: Input records per (logical) input topic, dead letters per reason code.
+        self.topics = topics
+        self.dead_letters = dead_letters
+        #: Each input record's broker timestamp (Unix ms), for the latency histogram.
+        self.timestamps = timestamps
+        #: ``time.monotonic()`` when the batch came off the consumer.
+        self.started = started
         self.sends: list[Send] = []
 
 
@@ -124,6 +162,7 @@ class RecordPath(Service):
         consent: ConsentLookup,
         warrants: WarrantIndex,
         metrics: Metrics,
+        status: WorkerStatus,
         **kwargs: Any,
     ) -> None:
         self.settings = settings
@@ -132,7 +171,17 @@ class RecordPath(Service):
         self.consent = consent
         self.warrants = warrants
         self.metrics = metrics
+        self.status = status
         self.names = TopicNames(settings.topic_prefix)
+        # Metric labels: logical input topic names (a prefix may hold digits a label must
+        # not), and route names for output topics.
+        self._input_labels = {self.names(t): t for t in INPUTS}
+        self._routes = route_labels(engine, self.names)
+        # Per assigned partition, the offset lag is measured from: the last one committed,
+        # or until then the first one taken (where the group had committed).
+        self._lag_base: dict[TopicPartition, int] = {}
+        self._lag_reported = 0.0
+        self._unlabelled = False
         self._partitioner = Partitioner()
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
@@ -156,11 +205,11 @@ class RecordPath(Service):
         if self._main is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._main
-        self.metrics.consuming = False
+        self.status.assigned(0)
 
     async def _run(self) -> None:
         try:
-            if not await self.tables.wait_ready():
+            if not await self._wait_for_tables():
                 return
             settle_heap()
             if not await self._connect():
@@ -185,6 +234,21 @@ class RecordPath(Service):
             await self.crash(exc)
         finally:
             await self._close()
+
+    async def _wait_for_tables(self) -> bool:
+        """Wait until the tables are ready; ``False`` if a stop came first.
+
+        The stop must be heard here: the tables stop only after this service (reverse start
+        order), so waiting for them alone would hang a SIGTERM while Kafka is unreachable.
+        """
+        ready = asyncio.ensure_future(self.tables.wait_ready())
+        stop = asyncio.ensure_future(self._stop_requested.wait())
+        try:
+            await asyncio.wait({ready, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (ready, stop):
+                task.cancel()
+        return ready.done() and not ready.cancelled() and ready.result()
 
     @property
     def _transactional(self) -> bool:
@@ -228,11 +292,13 @@ class RecordPath(Service):
         limit = self.settings.batch_max_records
         while not self._stop_requested.is_set():
             batch = await consumer.getmany(timeout_ms=100, max_records=limit)
-            self.metrics.consuming = bool(consumer.assignment())
+            self.status.assigned(len(consumer.assignment()))
             if not batch:
+                if time.monotonic() - self._lag_reported >= IDLE_LAG_INTERVAL_S:
+                    await self._report_lag()
                 continue
             async with self._busy:
-                work, outputs = self._process(batch)
+                work, outputs = self._process(batch, time.monotonic())
                 await handle(work, outputs)
 
     async def _enqueue(self, work: _Work, outputs: OutputBatch) -> None:
@@ -255,18 +321,25 @@ class RecordPath(Service):
         async with producer.transaction():
             work.sends = await outputs.send(producer)
             await producer.send_offsets_to_transaction(work.offsets, self.settings.group_id)
-        for send in work.sends:
-            self.metrics.outputs[send.topic] += len(send.messages)
-        self.metrics.commits += 1
+        acknowledged = time.time()
+        self._lag_base.update(work.offsets)
+        self._count(work, acknowledged)
+        await self._report_lag()
 
-    def _process(self, batch: dict[TopicPartition, list[Any]]) -> tuple[_Work, OutputBatch]:
+    def _process(
+        self, batch: dict[TopicPartition, list[Any]], started: float
+    ) -> tuple[_Work, OutputBatch]:
         """Run the engine over a batch (CPU only, no awaits)."""
         outputs = OutputBatch(self._partitioner)
         add = outputs.add
         process = self.engine.process
         consent, warrants = self.consent, self.warrants
         dead_letter = self.names.dead_letter
+        input_labels, lag_base = self._input_labels, self._lag_base
         offsets: dict[TopicPartition, int] = {}
+        topics: dict[str, int] = {}
+        dead_letters: dict[str, int] = {}
+        timestamps: list[int] = []
         total = 0
         for tp, records in batch.items():
             for record in records:
@@ -287,15 +360,74 @@ class RecordPath(Service):
                         result, tp.topic, tp.partition, record.offset, self._now()
                     )
                     add(dead_letter, record.key, record.value, headers)
-                    self.metrics.dead_letters[result.code] += 1
+                    dead_letters[result.code] = dead_letters.get(result.code, 0) + 1
                 else:
                     for out in result:
                         add(out.topic, out.key, out.value, out.headers)
             offsets[tp] = records[-1].offset + 1
-            self.metrics.records_in[tp.topic] += len(records)
+            if tp not in lag_base:
+                lag_base[tp] = records[0].offset
+            timestamps += [record.timestamp for record in records]
+            label = input_labels.get(tp.topic, tp.topic)
+            topics[label] = topics.get(label, 0) + len(records)
             total += len(records)
-        self.metrics.batches += 1
-        return _Work(offsets, total), outputs
+        return _Work(offsets, total, topics, dead_letters, timestamps, started), outputs
+
+    def _count(self, work: _Work, acknowledged: float) -> None:
+        """Count a batch whose outputs are all acknowledged: once per batch, never per record."""
+        routes: dict[str, int] = {}
+        dead_letter = self.names.dead_letter
+        for send in work.sends:
+            if send.topic == dead_letter:
+                continue  # counted per reason code
+            route = self._routes.get(send.topic)
+            if route is None:
+                route = self._routes[send.topic] = route_of_topic(
+                    send.topic.removeprefix(self.names.prefix)
+                )
+            routes[route] = routes.get(route, 0) + len(send.messages)
+        try:
+            self.metrics.record_batch(
+                work.topics,
+                routes,
+                work.dead_letters,
+                (acknowledged - ts / 1000 for ts in work.timestamps),
+                time.monotonic() - work.started,
+            )
+        except ValueError as exc:
+            # A label refused as identifier-like (a policy's route name, say): the records
+            # are fine, only the metrics miss them. Said once, not per batch.
+            if not self._unlabelled:
+                self._unlabelled = True
+                log.error("batches are not counted in the metrics: %s", exc)  # noqa: TRY400
+
+    async def _report_lag(self) -> None:
+        """Lag per assigned partition, from the high-water marks of the last fetches and the
+        offsets committed (or first taken): no request to the broker."""
+        consumer = self._consumer
+        if consumer is None:
+            return
+        self._lag_reported = time.monotonic()
+        # High-water marks first, with no await between: the assignment cannot change.
+        marks = {tp: consumer.highwater(tp) for tp in consumer.assignment()}
+        lag: dict[tuple[str, int], int] = {}
+        for tp, high in marks.items():
+            if high is None:
+                continue  # not fetched yet
+            base = self._lag_base.get(tp)
+            if base is None:
+                # Fetched, nothing taken yet: where the consumer stands (a local answer,
+                # the fetch proves its position valid).
+                try:
+                    base = await consumer.position(tp)
+                except IllegalStateError:
+                    continue  # revoked meanwhile
+            label = self._input_labels.get(tp.topic, tp.topic)
+            lag[(label, tp.partition)] = high - base
+        try:
+            self.metrics.set_lag(lag)
+        except ValueError as exc:
+            log.debug("lag not reported: %s", exc)
 
     async def _commit_loop(self) -> None:
         producer = self._producer
@@ -304,10 +436,11 @@ class RecordPath(Service):
             try:
                 if work is None:
                     return
-                self.metrics.resends += await await_delivery(producer, work.sends)
-                for send in work.sends:
-                    self.metrics.outputs[send.topic] += len(send.messages)
+                self.metrics.record_resends(await await_delivery(producer, work.sends))
+                acknowledged = time.time()
                 await self._commit(work.offsets)
+                self._count(work, acknowledged)
+                await self._report_lag()
             finally:
                 self._in_flight.task_done()
 
@@ -318,18 +451,22 @@ class RecordPath(Service):
         mine = {tp: o for tp, o in offsets.items() if tp in owned}
         if len(mine) < len(offsets):
             # Partitions given away in a rebalance: their new owner replays these records.
-            self.metrics.commit_failures += 1
+            self.metrics.record_commit_failure()
         if not mine:
             return
         try:
             await consumer.commit(mine)
         except (CommitFailedError, IllegalStateError) as exc:
-            self.metrics.commit_failures += 1
+            self.metrics.record_commit_failure()
             log.warning(
                 "commit refused (%s); those records will be redelivered", type(exc).__name__
             )
             return
-        self.metrics.commits += 1
+        self._lag_base.update(mine)
+
+    def forget_partition(self, tp: TopicPartition) -> None:
+        """A partition given away: its lag is reported by its next owner."""
+        self._lag_base.pop(tp, None)
 
     async def wait_idle(self) -> None:
         """Wait until every processed batch is acknowledged and committed."""
@@ -365,6 +502,8 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         committed, so the partitions' next owner starts exactly where this worker stopped."""
         if revoked:
             await self.path.wait_idle()
+            for tp in revoked:
+                self.path.forget_partition(tp)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         """After a rebalance: note how many partitions this worker now consumes."""

@@ -29,9 +29,10 @@ from mode import Service
 from pipeline.errors import BrokerError
 from pipeline.settings import Settings
 from pipeline.shell import clients
-from pipeline.shell.metrics import Metrics
 from pipeline.shell.offsets import partitions_of
-from pipeline.shell.topics import TopicNames
+from pipeline.shell.status import WorkerStatus
+from pipeline.shell.telemetry import Metrics
+from pipeline.shell.topics import CONSENT, WARRANTS, TopicNames
 
 log = logging.getLogger("cdrveil.tables")
 
@@ -62,14 +63,18 @@ class StateTables(Service):
         consent: StateTable,
         warrants: StateTable,
         metrics: Metrics,
+        status: WorkerStatus,
         **kwargs: Any,
     ) -> None:
         self.settings = settings
         self.consent = consent
         self.warrants = warrants
         self.metrics = metrics
+        self.status = status
         names = TopicNames(settings.topic_prefix)
         self._tables: dict[str, StateTable] = {names.consent: consent, names.warrants: warrants}
+        # Metric labels are the logical names: a prefix may hold digits a label must not.
+        self._labels = {names.consent: CONSENT, names.warrants: WARRANTS}
         self.ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._consumer: AIOKafkaConsumer | None = None
@@ -119,7 +124,7 @@ class StateTables(Service):
         if consumer is None:
             return
         self._consumer = consumer
-        self.metrics.kafka_reachable = True
+        self.status.kafka_reached()
         tps = await partitions_of(consumer, list(self._tables))
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
@@ -127,15 +132,32 @@ class StateTables(Service):
         while not self.should_stop:
             chunk = FOLLOW_CHUNK if self.ready.is_set() else LOAD_CHUNK
             batch = await consumer.getmany(timeout_ms=200, max_records=chunk)
-            for tp, messages in batch.items():
-                apply = self._tables[tp.topic].apply
-                for message in messages:
-                    apply(message.key, message.value)
-                self.metrics.state_messages[tp.topic] += len(messages)
-            self.metrics.consent_states = len(self.consent)
-            self.metrics.warrants = len(self.warrants)
+            if batch:
+                self._apply(batch)
             if not self.ready.is_set() and await self._caught_up(consumer, tps, targets):
                 self._announce_ready()
+
+    def _apply(self, batch: dict[TopicPartition, list[Any]]) -> None:
+        """Apply a fetch to the tables, then count it in the metrics (once per fetch)."""
+        counts: dict[str, int] = {}
+        newest: dict[str, float] = {}
+        for tp, messages in batch.items():
+            apply = self._tables[tp.topic].apply
+            for message in messages:
+                apply(message.key, message.value)
+            label = self._labels[tp.topic]
+            counts[label] = counts.get(label, 0) + len(messages)
+            # A partition's last message is its newest (the gauge ignores an older time).
+            when = messages[-1].timestamp / 1000 if messages else 0.0
+            newest[label] = max(newest.get(label, 0.0), when)
+        for label, count in counts.items():
+            self.metrics.record_state_messages(label, count)
+        self.metrics.set_tables(
+            len(self.consent),
+            len(self.warrants),
+            consent_updated_at=newest.get(CONSENT) or None,
+            warrants_updated_at=newest.get(WARRANTS) or None,
+        )
 
     async def _caught_up(
         self,
@@ -158,7 +180,8 @@ class StateTables(Service):
 
     def _announce_ready(self) -> None:
         self.ready.set()
-        self.metrics.tables_ready = True
+        self.metrics.set_tables(len(self.consent), len(self.warrants))
+        self.status.tables_recovered()
         log.info(
             "state tables ready: %d consent states, %d warrants "
             "(rejected consent messages %s, rejected warrant messages %s)",

@@ -5,10 +5,13 @@ benchmarks can make as many as they like. The worker calls a handful of methods 
 or per table change, never per record; :meth:`Metrics.render` gives the body and content type
 of a ``/metrics`` answer.
 
-Labels carry only topic names, route names, reason codes, partition numbers and key ids. A
-label value that could be an identifier (a run of 8 or more digits, as every MSISDN, IMSI and
-IMEI has once normalized; or characters a topic name cannot have) is refused with a
-``ValueError``: a bug must not publish a phone number to every dashboard.
+Labels carry only topic names, route names, reason codes, partition numbers and key ids.
+Topic labels are the logical names (``cdr.voice``, ``consent.state``), without
+``CDRVEIL_TOPIC_PREFIX``: a prefix is per deployment (Prometheus tells instances and jobs
+apart) and may hold a date, whose digits the check below would refuse. A label value that
+could be an identifier (a run of 8 or more digits, as every MSISDN, IMSI and IMEI has once
+normalized; or characters a topic name cannot have) is refused with a ``ValueError``: a bug
+must not publish a phone number to every dashboard.
 
 | metric | type | labels |
 |---|---|---|
@@ -195,7 +198,8 @@ class Metrics:
         )
         self._lag = Gauge(
             "cdrveil_consumer_lag",
-            "Records between the committed offset and the end of each assigned partition.",
+            "Records between the committed offset (before this worker's first commit on it, "
+            "the first offset it took) and the high-water mark of each assigned partition.",
             ["topic", "partition"],
             registry=reg,
         )

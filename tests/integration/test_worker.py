@@ -149,8 +149,8 @@ async def test_outputs_are_produced_bad_input_is_dead_lettered_and_offsets_commi
     assert status == 200
     assert orjson.loads(body)["status"] == "ready"
     status, text = get(f"http://127.0.0.1:{settings.web_port}/metrics")
-    assert b'cdrveil_dead_letters_total{code="internal_error"} 1' in text
-    assert f'cdrveil_records_in_total{{topic="{voice}"}} 24'.encode() in text
+    assert b'cdrveil_dead_letters_total{reason="internal_error"} 1.0' in text
+    assert b'cdrveil_records_in_total{topic="cdr.voice"} 24.0' in text
 
     assert worker.stop(signal.SIGINT) == 0  # Ctrl-C: as clean as SIGTERM
     assert "Traceback" not in worker.log()

@@ -1,4 +1,5 @@
-"""Worker metrics: counted per label, rendered in the Prometheus text format, no identifiers."""
+"""Worker metrics: counted per label, rendered in the Prometheus text format, no identifiers;
+and the start-up status that readiness follows."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline import __version__
+from pipeline.shell.status import WorkerStatus
 from pipeline.shell.telemetry import LATENCY_BUCKETS, Metrics
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -232,3 +234,24 @@ def test_every_family_has_help_and_a_cdrveil_name() -> None:
     for family in families:
         assert family.name.startswith("cdrveil_")
         assert family.documentation
+
+
+def test_worker_status_is_ready_with_tables_and_partitions_and_drives_the_gauge() -> None:
+    """The start-up states /health names, in order; ready needs tables and partitions."""
+    m = Metrics()
+    status = WorkerStatus(m)
+    seen = [status.status()]
+    status.kafka_reached()
+    seen.append(status.status())
+    status.assigned(3)  # partitions before the tables: still not ready
+    assert not status.ready and value(scrape(m), "cdrveil_ready") == 0
+    status.assigned(0)
+    status.tables_recovered()
+    seen.append(status.status())
+    status.assigned(2)
+    seen.append(status.status())
+    assert seen == ["waiting-for-kafka", "loading-tables", "joining-group", "ready"]
+    assert status.ready and value(scrape(m), "cdrveil_ready") == 1
+    status.assigned(0)  # a rebalance took every partition, or the worker stops
+    assert status.reason().startswith("no input partition is assigned")
+    assert value(scrape(m), "cdrveil_ready") == 0

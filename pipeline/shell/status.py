@@ -1,0 +1,68 @@
+"""Where a worker is in its start-up: what ``/health`` and ``/readyz`` answer.
+
+Ready means both tables recovered and at least one input partition assigned; the
+``cdrveil_ready`` gauge follows every change.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from pipeline.shell.telemetry import Metrics
+
+#: ``/health``'s one-word status, and the reason ``/readyz`` gives with a 503.
+REASONS: Final = {
+    "waiting-for-kafka": "Kafka is not reachable yet",
+    "loading-tables": "the consent and warrant tables are still being recovered",
+    "joining-group": "no input partition is assigned (joining the group, or more workers "
+    "than partitions)",
+    "ready": "tables recovered and partitions assigned",
+}
+
+
+class WorkerStatus:
+    """The worker's start-up state; every change is also set on ``cdrveil_ready``."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+        self.kafka_reachable = False
+        self.tables_ready = False
+        #: Input partitions assigned to this worker now.
+        self.partitions = 0
+        metrics.set_ready(False)
+
+    @property
+    def ready(self) -> bool:
+        """Whether the worker processes records (tables recovered, partitions assigned)."""
+        return self.tables_ready and self.partitions > 0
+
+    def status(self) -> str:
+        """One word for ``/health``: waiting-for-kafka, loading-tables, joining-group, ready."""
+        if not self.kafka_reachable:
+            return "waiting-for-kafka"
+        if not self.tables_ready:
+            return "loading-tables"
+        if not self.partitions:
+            return "joining-group"
+        return "ready"
+
+    def reason(self) -> str:
+        """Why the worker is (not) ready, in words."""
+        return REASONS[self.status()]
+
+    def kafka_reached(self) -> None:
+        """The state-table consumer has connected to Kafka."""
+        self.kafka_reachable = True
+
+    def tables_recovered(self) -> None:
+        """Both tables have caught up with their topics."""
+        self.tables_ready = True
+        self._metrics.set_ready(self.ready)
+
+    def assigned(self, partitions: int) -> None:
+        """This worker now holds ``partitions`` input partitions (0 when it stops)."""
+        if partitions != self.partitions:
+            was = self.ready
+            self.partitions = partitions
+            if self.ready != was:
+                self._metrics.set_ready(self.ready)
