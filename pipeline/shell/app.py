@@ -31,6 +31,9 @@ from pipeline.shell.tables import StateTables
 
 log = logging.getLogger("cdrveil.app")
 
+#: Libraries whose DEBUG output can carry record contents (never identifiers in our logs).
+_CHATTY_LOGGERS = ("aiokafka", "kafka")
+
 EngineFactory = Callable[[Settings], RecordEngine]
 
 
@@ -74,7 +77,15 @@ class CdrveilApp(faust.App):
         return [*super().on_init_dependencies(), self.state_tables, self.record_path]
 
     async def on_first_start(self) -> None:
-        """Nothing to prepare: no faust tables, so no data directory to create."""
+        """No faust tables, so no data directory; but keep Kafka clients' debug lines off.
+
+        aiokafka's DEBUG lines print whole fetch and produce requests, record data included,
+        so identifiers would reach the log at CDRVEIL_LOG_LEVEL=DEBUG. Logging is set up by
+        faust's worker before services start, so the clamp goes here.
+        """
+        for name in _CHATTY_LOGGERS:
+            logger = logging.getLogger(name)
+            logger.setLevel(max(logger.getEffectiveLevel(), logging.INFO))
 
 
 def create_app(settings: Settings, engine_factory: EngineFactory) -> CdrveilApp:

@@ -1,0 +1,122 @@
+"""End-to-end latency from the broker's own timestamps, read back after a run.
+
+An input's latency is the time from its timestamp in the input topic to the timestamp of
+each of its outputs, matched by the ``cdrveil.record-id`` header (the input carries its
+record id in its JSON). The embedded broker keeps the producer's create time (it has no
+``LogAppendTime``), so an output's timestamp is when the worker put it into a record batch,
+just before producing it: the figure leaves out the last produce round trip (a few ms).
+
+Unlike the demo's ``read_topics``, which keeps every message, this streams: a full run has
+millions of outputs, and only a record id and a timestamp per input are kept.
+"""
+
+from __future__ import annotations
+
+import time
+from array import array
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+
+from pipeline.demo import _header
+from pipeline.settings import Settings
+from pipeline.shell.offsets import log_end_offsets
+
+READ_TIMEOUT_S = 300.0
+
+
+async def scan(
+    settings: Settings,
+    topics: list[str],
+    visit: Callable[[ConsumerRecord[bytes, bytes]], None],
+) -> int:
+    """Call ``visit`` on every message now in ``topics``, from the beginning; how many."""
+    ends = await log_end_offsets(settings, topics)
+    wanted = {tp: end for tp, end in ends.items() if end > 0}
+    if not wanted:
+        return 0
+    consumer = AIOKafkaConsumer(
+        **settings.kafka_client_kwargs("cdrveil-bench-reader"),
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=4 << 20,
+        fetch_max_bytes=64 << 20,
+        fetch_max_wait_ms=50,
+    )
+    await consumer.start()
+    seen = 0
+    try:
+        consumer.assign(list(wanted))
+        await consumer.seek_to_beginning(*wanted)
+        deadline = time.monotonic() + READ_TIMEOUT_S
+        while wanted:
+            batch = await consumer.getmany(timeout_ms=500, max_records=50_000)
+            for tp, messages in batch.items():
+                end = wanted.get(tp)
+                if end is None:
+                    continue
+                for message in messages:
+                    if message.offset < end:
+                        visit(message)
+                        seen += 1
+                if messages[-1].offset + 1 >= end:
+                    del wanted[tp]
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"reading the topics back took longer than {READ_TIMEOUT_S} s")
+    finally:
+        await consumer.stop()
+    return seen
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Percentiles of end-to-end latency over every output message, in milliseconds."""
+
+    outputs: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+
+    def as_dict(self) -> dict[str, Any]:
+        """The figures for the JSON report."""
+        return {
+            "matchedOutputs": self.outputs,
+            "p50Ms": self.p50_ms,
+            "p99Ms": self.p99_ms,
+            "maxMs": self.max_ms,
+        }
+
+
+async def latency(settings: Settings, inputs: list[str], outputs: list[str]) -> Latency:
+    """Read ``inputs`` then ``outputs`` back and measure input-to-output latency."""
+    sent_at: dict[str, int] = {}
+
+    def note_input(message: ConsumerRecord[bytes, bytes]) -> None:
+        try:
+            record_id = orjson.loads(message.value)["recordId"]
+        except (orjson.JSONDecodeError, TypeError, KeyError):
+            return  # a malformed input has no outputs to match
+        if isinstance(record_id, str):
+            sent_at[record_id] = message.timestamp
+
+    await scan(settings, inputs, note_input)
+    delays = array("q")
+
+    def note_output(message: ConsumerRecord[bytes, bytes]) -> None:
+        record_id = _header(message, "cdrveil.record-id")
+        if record_id is not None:
+            start = sent_at.get(record_id)
+            if start is not None:
+                delays.append(message.timestamp - start)
+
+    await scan(settings, outputs, note_output)
+    ordered = sorted(delays)
+    if not ordered:
+        return Latency(0, float("nan"), float("nan"), float("nan"))
+
+    def at(share: float) -> float:
+        return float(ordered[min(len(ordered) - 1, int(share * len(ordered)))])
+
+    return Latency(len(ordered), at(0.50), at(0.99), float(ordered[-1]))

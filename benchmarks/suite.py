@@ -1,0 +1,161 @@
+"""``cdrveil bench`` (``make bench``): every benchmark in one run, one table, one JSON file.
+
+On the embedded broker, in this order: the engine alone (core); the preloaded inputs
+through one real worker (end to end), then the passthrough baseline and 2, 3 ...
+workers on the same inputs; the outputs-only baseline; the naive faust baseline; latency
+under a steady load at half the measured end-to-end rate; a fresh worker loading a million
+consent states. Each phase uses its own topics and deletes them when done (the broker keeps
+everything in memory). Every process it starts is stopped at the end, also on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import shlex
+import signal
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from benchmarks import baselines, core, e2e
+from benchmarks.consent_scale import consent_load
+from benchmarks.context import Config, Context
+from benchmarks.harness import ROOT, Fleet, drop_topics, machine
+from benchmarks.report import build
+from pipeline.core.keys import Keyring
+from pipeline.core.policy import Policy
+from pipeline.settings import Settings
+from pipeline.shell.broker import EmbeddedBroker
+
+DEFAULT_JSON = ROOT / "benchmarks" / "out" / "bench.json"
+
+
+async def run_phases(ctx: Context, results: dict[str, Any]) -> None:
+    """Run every phase on the broker, filling ``results``."""
+    config = ctx.config
+    settings = await e2e.preload(ctx, extra_topics=(baselines.passthrough.TOPIC,))
+    runs, backlog = await e2e.worker_runs(ctx, settings)
+    results["workers"] = {str(n): run.as_dict() for n, run in runs.items()}
+    results["backlogLatency"] = backlog.as_dict()
+    results["passthrough"] = (await baselines.passthrough_run(ctx, settings)).as_dict()
+    await drop_topics(settings)
+    first = runs[min(runs)]
+    results["outputsOnly"] = await baselines.outputs_only_run(ctx, first.outputs)
+    results["naiveFaust"] = (await baselines.naive_faust_run(ctx)).as_dict()
+    load = await e2e.latency_under_load(ctx, first.records_per_second)
+    results["latencyUnderLoad"] = load.as_dict()
+    results["loadShare"] = config.load_share
+    results["loadSeconds"] = config.load_seconds
+    results["consentAtScale"] = (await consent_load(ctx)).as_dict()
+
+
+async def with_broker(config: Config, workdir: Path, results: dict[str, Any]) -> None:
+    """Start the broker, run the phases, stop every process started (also when cancelled)."""
+    # SIGTERM ends the run like Ctrl-C does: the phases unwind and stop what they started.
+    task = asyncio.current_task()
+    if task is not None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    keyring = workdir / "bench.keyring.json"
+    Keyring.init(keyring)
+    fleet = Fleet(workdir)
+    try:
+        async with EmbeddedBroker() as broker:
+            base = Settings.from_env(
+                {},
+                bootstrap_servers=broker.bootstrap_servers,
+                partitions=config.partitions,
+                batch_max_records=config.batch_max_records,
+                linger_ms=config.linger_ms,
+                session_timeout_ms=config.session_timeout_ms,
+            )
+            ctx = Context(config, base, Policy.load(), keyring, fleet)
+            ctx.say(f"embedded broker on {broker.bootstrap_servers} (pid {broker.pid})")
+            results["processes"] = {"broker": broker.pid}
+            await run_phases(ctx, results)
+            results["brokerPeakRssMb"] = _peak_rss(broker.pid)
+            ctx.say("done; stopping the broker")
+    finally:
+        fleet.close()
+        results.setdefault("processes", {})["children"] = [c.pid for c in fleet.children]
+
+
+def _peak_rss(pid: int | None) -> float:
+    with contextlib.suppress(OSError, StopIteration, TypeError):
+        status = Path(f"/proc/{pid}/status").read_text().splitlines()
+        line = next(line for line in status if line.startswith("VmHWM"))
+        return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+def report(
+    config: Config, host: dict[str, Any], results: dict[str, Any], argv: list[str]
+) -> dict[str, Any]:
+    """The whole JSON report: command, machine, date, sizes, results, table and targets."""
+    table = build(results, config.records, config.naive_records)
+    return {
+        "command": shlex.join(argv),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": host,
+        "config": config.as_dict(),
+        "results": results,
+        "rows": [row.as_dict() for row in table.rows],
+        "targets": table.targets(),
+        "table": table.render(),
+    }
+
+
+def config_from(args: argparse.Namespace) -> tuple[Config, Path]:
+    """The run's sizes from parsed flags (``--quick`` first, then explicit sizes)."""
+    changes = {
+        name: value
+        for name, value in (
+            ("records", args.records),
+            ("naive_records", args.naive_records),
+            ("load_seconds", args.load_seconds),
+            ("consent_states", args.consent_states),
+            ("batch_max_records", args.batch_max_records),
+            ("linger_ms", args.linger_ms),
+            ("partitions", args.partitions),
+        )
+        if value is not None
+    }
+    config = Config.quick_run(**changes) if args.quick else Config(**changes)
+    return config, args.json or DEFAULT_JSON
+
+
+def run(config: Config, json_path: Path, argv: list[str]) -> int:
+    """Run the benchmark, print the table, write the JSON file; the exit status."""
+    host = machine()  # the load average before the run
+    results: dict[str, Any] = {}
+    try:
+        print("[bench] core: the engine alone", file=sys.stderr, flush=True)
+        results["core"] = core.run(
+            config.core_records, config.subscribers, config.seed, config.core_repeat
+        )
+        with tempfile.TemporaryDirectory(prefix="cdrveil-bench-") as folder:
+            asyncio.run(with_broker(config, Path(folder), results))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("\nbench interrupted; every process it started is stopped", file=sys.stderr)
+        return 130
+    document = report(config, host, results, argv)
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
+    print(document["table"])
+    missed = [t["name"].strip() for t in document["targets"] if not t["met"]]
+    met = len(document["targets"]) - len(missed)
+    print(f"\ntargets met: {met} of {len(document['targets'])}", end="")
+    print(f"; missed: {'; '.join(missed)}" if missed else "")
+    print(f"JSON report: {json_path}")
+    return 0
+
+
+def command(args: argparse.Namespace) -> int:
+    """``cdrveil bench``: the flags are defined with the other commands (pipeline/commands.py)."""
+    config, json_path = config_from(args)
+    return run(config, json_path, ["cdrveil", *sys.argv[1:]])

@@ -1,0 +1,134 @@
+"""``cdrveil bench --quick``: every phase runs on a small workload, the table and the JSON
+report carry every row with positive figures and a verdict per target, and nothing the
+benchmark started is left running, also after Ctrl-C. A smoke test: no timing is asserted.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from numbers import Real
+from pathlib import Path
+
+import orjson
+import pytest
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+#: The start of every row's name, in the order of the table.
+ROWS = (
+    "core: engine alone",
+    "end to end: one worker",
+    "latency, preloaded backlog",
+    "worker process",
+    "outputs-only baseline",
+    "passthrough baseline",
+    "naive faust baseline",
+    "latency at 50% load",
+    "consent table",
+    "workers 1/2/3",
+)
+TARGETS = 6
+OURS = ("tansu", "pipeline", "benchmarks")
+
+
+def _bench(report: Path) -> list[str]:
+    return [sys.executable, "-m", "pipeline", "bench", "--quick", "--json", str(report)]
+
+
+def _ours_alive(pid: int) -> bool:
+    """Whether ``pid`` is still a process of the benchmark (not a reused pid)."""
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z" and any(word.encode() in command for word in OURS)
+
+
+def _descendants(root: int) -> set[int]:
+    """Every living descendant of ``root``."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found: set[int] = set()
+    frontier = {root}
+    while frontier:
+        frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def test_quick_bench_prints_every_row_and_writes_them_as_json(tmp_path: Path) -> None:
+    """The table and the JSON report have every row, each with positive figures."""
+    report = tmp_path / "bench.json"
+    done = subprocess.run(_bench(report), cwd=ROOT, capture_output=True, timeout=900, check=False)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")[-4000:]
+    table = done.stdout.decode()
+    document = orjson.loads(report.read_bytes())
+    names = [row["name"].strip() for row in document["rows"]]
+    assert len(names) == len(ROWS)
+    for name, start in zip(names, ROWS, strict=True):
+        assert name.startswith(start)
+        assert name in table
+    for row in document["rows"]:
+        assert row["figures"], row["name"]
+        for figure, value in row["figures"].items():
+            assert isinstance(value, Real), (row["name"], figure, value)
+            assert value > 0, (row["name"], figure, value)
+    targets = document["targets"]
+    assert len(targets) == TARGETS
+    assert all(isinstance(target["met"], bool) for target in targets)
+    verdicts = table.count("| met") + table.count("| MISSED")
+    assert verdicts == TARGETS
+    assert f"targets met: {sum(t['met'] for t in targets)} of {TARGETS}" in table
+    for key in ("command", "date", "machine", "config", "results"):
+        assert document[key]
+    pids = [document["results"]["processes"]["broker"]]
+    pids += document["results"]["processes"]["children"]
+    assert len(pids) > 1
+    assert not [pid for pid in pids if _ours_alive(pid)]
+
+
+def test_ctrl_c_stops_every_process_the_bench_started(tmp_path: Path) -> None:
+    """SIGINT in the middle of a run: exit status 130, broker and workers all gone."""
+    log = (tmp_path / "bench.log").open("wb")
+    bench = subprocess.Popen(
+        _bench(tmp_path / "bench.json"),
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        started: set[int] = set()
+        deadline = time.monotonic() + 120
+        while not any(b"pipeline worker" in _cmdline(pid) for pid in started):
+            assert bench.poll() is None, (tmp_path / "bench.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "no worker started within 120 s"
+            time.sleep(0.1)
+            started |= _descendants(bench.pid)
+        started |= _descendants(bench.pid)
+        bench.send_signal(signal.SIGINT)
+        assert bench.wait(90) == 130
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+            bench.wait()
+        log.close()
+    assert not [pid for pid in started if _ours_alive(pid)]
+    assert not (tmp_path / "bench.json").exists()
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+    except OSError:
+        return b""
