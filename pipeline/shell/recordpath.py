@@ -294,6 +294,7 @@ class RecordPath(Service):
             batch = await consumer.getmany(timeout_ms=100, max_records=limit)
             self.status.assigned(len(consumer.assignment()))
             if not batch:
+                self._check_committer()  # idle is no reason to miss a dead commit loop
                 if time.monotonic() - self._lag_reported >= IDLE_LAG_INTERVAL_S:
                     await self._report_lag()
                 continue
@@ -301,11 +302,23 @@ class RecordPath(Service):
                 work, outputs = self._process(batch, time.monotonic())
                 await handle(work, outputs)
 
+    def _check_committer(self) -> None:
+        """Raise the commit loop's error if it has ended (outputs refused for good).
+
+        A queue with room would hide a dead commit loop: the worker would go on producing
+        batches that are never committed, and say nothing.
+        """
+        committer = self._committer
+        if committer is not None and committer.done():
+            committer.result()  # raises the commit loop's error
+            raise BrokerError("the commit loop stopped")
+
     async def _enqueue(self, work: _Work, outputs: OutputBatch) -> None:
         """At-least-once: produce, and let the commit loop commit once acknowledged."""
-        work.sends = await outputs.send(self._producer)
+        self._check_committer()
         committer = self._committer
         assert committer is not None  # noqa: S101 - started before the consume loop
+        work.sends = await outputs.send(self._producer)
         put = asyncio.ensure_future(self._in_flight.put(work))
         # If the commit loop has died (outputs refused for good), nobody empties the queue.
         await asyncio.wait({put, committer}, return_when=asyncio.FIRST_COMPLETED)

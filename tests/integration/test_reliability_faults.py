@@ -95,7 +95,6 @@ async def test_an_input_whose_dead_letter_was_refused_is_never_committed(
     assert refused.exit_code != 0, refused.summary()
 
 
-@OPEN_BUG
 async def test_a_worker_whose_dead_letters_are_refused_stops_with_an_error(
     refused: RefusedReport,
 ) -> None:
