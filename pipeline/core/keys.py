@@ -38,7 +38,7 @@ PSEUDONYM_BYTES: Final = 16
 HKDF_SALT: Final = b"cdrveil/pseudonym/v1"
 KEY_ID_PATTERN: Final = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 ID_TYPES: Final = ("msisdn", "imsi", "imei")
-_CACHE_LIMIT: Final = 1 << 15
+_CACHE_LIMIT: Final = 1 << 17
 
 _FIX_INIT = "create one with `cdrveil keys init --keyring PATH`"
 
