@@ -111,7 +111,7 @@ async def naive_faust_run(ctx: Context) -> ConsumerRun:
     """The naive faust agent on the first ``naive_records`` inputs of the same workload."""
     settings = ctx.settings(NAIVE_PREFIX, "bench-naive-faust")
     await provision(settings, ctx.policy)
-    await load_state(ctx, settings, ctx.workload)
+    await load_state(settings, ctx.workload)
     names = TopicNames(settings.topic_prefix)
     count = ctx.config.naive_records
     await bulk_produce(settings, input_messages(names, ctx.workload, count))

@@ -53,7 +53,7 @@ async def consent_load(ctx: Context) -> ConsentLoad:
     await provision(settings, ctx.policy)
     states = ctx.config.consent_states
     ctx.say(f"consent at scale: publishing {states:,} consent states")
-    publish = await load_state(ctx, settings, Workload(subscribers=states, seed=ctx.config.seed))
+    publish = await load_state(settings, Workload(subscribers=states, seed=ctx.config.seed))
     port = free_port()
     worker = ctx.fleet.spawn(
         "consent-worker", WORKER_ARGV, child_env(settings, ctx.keyring, port), port

@@ -61,7 +61,7 @@ def input_messages(names: TopicNames, workload: Workload, count: int) -> Iterato
         yield topics[generated.kind], generated.key, generated.value, NO_HEADERS
 
 
-async def load_state(ctx: Context, settings: Settings, workload: Workload) -> float:
+async def load_state(settings: Settings, workload: Workload) -> float:
     """Publish every subscriber's consent state and two warrants; seconds taken."""
     names = TopicNames(settings.topic_prefix)
     states = ((names.consent, key, value, NO_HEADERS) for key, value in consent_states(workload))
@@ -77,7 +77,7 @@ async def preload(ctx: Context, extra_topics: tuple[str, ...] = ()) -> Settings:
     await provision(settings, ctx.policy, extra_topics)
     workload = ctx.workload
     ctx.say(f"publishing {workload.subscribers:,} consent states and 2 warrants")
-    await load_state(ctx, settings, workload)
+    await load_state(settings, workload)
     ctx.say(f"publishing {ctx.config.records:,} input records")
     names = TopicNames(settings.topic_prefix)
     sent, seconds = await bulk_produce(
@@ -239,7 +239,7 @@ async def latency_under_load(ctx: Context, max_rate: float) -> LoadRun:
     """Inputs at ``load_share`` of ``max_rate`` for ``load_seconds`` into a ready worker."""
     settings = ctx.settings(LOAD_PREFIX, "bench-load")
     await provision(settings, ctx.policy)
-    await load_state(ctx, settings, ctx.workload)
+    await load_state(settings, ctx.workload)
     rate = max(ctx.config.load_share * max_rate, 1.0)
     count = max(int(rate * ctx.config.load_seconds), 1)
     names = TopicNames(settings.topic_prefix)
