@@ -123,8 +123,9 @@ _RFC3339: Final = re.compile(
 
 def parse_time(value: str) -> datetime | None:
     """Parse an RFC 3339 timestamp with a mandatory offset, or return ``None``."""
-    # Years at the edges of datetime's range overflow when converted to UTC later.
-    if _RFC3339.fullmatch(value) is None or not "0002" <= value[:4] <= "9998":
+    # Traffic happens in years 1900-2999 (the schemas say the same); years at the edges of
+    # datetime's range would also overflow when converted to UTC later.
+    if _RFC3339.fullmatch(value) is None or not "1900" <= value[:4] <= "2999":
         return None
     try:
         parsed = datetime.fromisoformat(value)
