@@ -33,7 +33,7 @@ test: lint typecheck
 
 # Tests that fail today because of known worker gaps (see the issue notes); not in make test.
 open-bugs: venv
-	$(BIN)/pytest -q -m open_bug
+	$(BIN)/pytest -q -m open_bug || [ $$? -eq 5 ]  # 5: no test has the mark
 
 # Coverage-guided fuzzing of the decoder and engine (atheris); prints executions and crashes.
 fuzz: venv

@@ -111,15 +111,9 @@ class Fleet:
 def child_env(settings: Settings, keyring: Path | None, web_port: int) -> dict[str, str]:
     """The environment of a worker process for ``settings`` (no inherited CDRVEIL_* variable)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CDRVEIL_")}
+    env.update(settings.to_env())
     env.update(
         {
-            "CDRVEIL_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
-            "CDRVEIL_TOPIC_PREFIX": settings.topic_prefix,
-            "CDRVEIL_GROUP_ID": settings.group_id,
-            "CDRVEIL_PARTITIONS": str(settings.partitions),
-            "CDRVEIL_BATCH_MAX_RECORDS": str(settings.batch_max_records),
-            "CDRVEIL_LINGER_MS": str(settings.linger_ms),
-            "CDRVEIL_SESSION_TIMEOUT_MS": str(settings.session_timeout_ms),
             "CDRVEIL_WEB_PORT": str(web_port),
             "CDRVEIL_LOG_LEVEL": "WARNING",
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),

@@ -227,9 +227,7 @@ def add_commands(commands: Subparsers) -> None:
     )
     demo.add_argument("--records", type=int, default=100_000, help="records (100,000)")
     demo.add_argument("--subscribers", type=int, default=10_000, help="subscribers (10,000)")
-    demo.add_argument(
-        "--malformed-share", type=float, default=0.01, help="malformed share (0.01)"
-    )
+    demo.add_argument("--malformed-share", type=float, default=0.01, help="malformed share (0.01)")
     demo.set_defaults(handler=_demo)
 
     worker = commands.add_parser(
@@ -239,8 +237,10 @@ def add_commands(commands: Subparsers) -> None:
         "by every worker, rebuilt from the compacted topics at start), apply the policy and "
         "produce the lawful-intercept, billing, analytics and dead-letter outputs. An input "
         "offset is committed only after all its outputs are acknowledged. SIGTERM or Ctrl-C "
-        "finishes the batch in flight, commits and exits 0. Any number of workers share the "
-        "inputs through one consumer group.",
+        "finishes the batch in flight, commits and exits 0; if Kafka does not acknowledge it "
+        "within CDRVEIL_STOP_TIMEOUT_MS (15000), the worker stops without committing it and "
+        "exits 1. While Kafka does not answer, /readyz says 503. Any number of workers "
+        "share the inputs through one consumer group.",
     )
     worker.add_argument("--keyring", type=Path, help="keyring file (env CDRVEIL_KEYRING_PATH)")
     worker.add_argument("--policy", type=Path, help="policy file (env CDRVEIL_POLICY_PATH)")

@@ -102,6 +102,11 @@ class Settings:
     #: Consumer-group session timeout. The embedded broker makes a joining member wait
     #: half of it before the first assignment, so a small value starts workers quickly.
     session_timeout_ms: int = 6000
+    #: How long a stopping worker waits for Kafka to acknowledge the outputs in flight.
+    #: Past it (the broker is gone, say) the worker stops without committing them and
+    #: exits 1; the records are processed again by the next worker. Keep it below the
+    #: orchestrator's grace period (Kubernetes: terminationGracePeriodSeconds).
+    stop_timeout_ms: int = 15000
     #: Port of the health and metrics HTTP endpoints; 0 turns them off.
     web_port: int = 6066
     web_host: str = "127.0.0.1"
@@ -138,6 +143,26 @@ class Settings:
                 value = _parse(key, value, f"option {key}")
             values[key] = _coerce(key, value)
         return cls(**values)
+
+    def to_env(self) -> dict[str, str]:
+        """The ``CDRVEIL_*`` variables that give a child process these settings.
+
+        The SASL password is among them, in clear: the result belongs in a child's
+        environment, never in a log.
+        """
+        env: dict[str, str] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            if isinstance(value, Secret):
+                text = value.reveal()
+            elif isinstance(value, tuple):
+                text = ",".join(value)
+            else:
+                text = str(value)
+            env[ENV_PREFIX + f.name.upper()] = text
+        return env
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed (checked like the original)."""
@@ -205,6 +230,7 @@ _INTS: Final = frozenset(
         "batch_max_records",
         "linger_ms",
         "session_timeout_ms",
+        "stop_timeout_ms",
         "web_port",
     }
 )
@@ -401,6 +427,7 @@ _CHECKS: Final[tuple[Callable[[Settings], None], ...]] = (
     _int_in("batch_max_records", 1, 100_000),
     _int_in("linger_ms", 0, 60_000),
     _int_in("session_timeout_ms", 1_000, 300_000),
+    _int_in("stop_timeout_ms", 100, 600_000),
     _int_in("web_port", 0, 65_535),
     _check_paths,
 )

@@ -395,6 +395,7 @@ def _settings(bootstrap: str) -> Settings:
         group_id=f"g{suffix}",
         partitions=4,
         session_timeout_ms=2000,
+        stop_timeout_ms=2000,
         web_port=0,
     )
 

@@ -68,18 +68,7 @@ def quiet(_text: str) -> None:
 def worker_env(settings: Settings, keyring: Path | None, **extra: str) -> dict[str, str]:
     """The environment of a worker process for ``settings`` (no other ``CDRVEIL_*``)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CDRVEIL_")}
-    env.update(
-        {
-            "CDRVEIL_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
-            "CDRVEIL_TOPIC_PREFIX": settings.topic_prefix,
-            "CDRVEIL_GROUP_ID": settings.group_id,
-            "CDRVEIL_PARTITIONS": str(settings.partitions),
-            "CDRVEIL_SESSION_TIMEOUT_MS": str(settings.session_timeout_ms),
-            "CDRVEIL_WEB_PORT": str(settings.web_port),
-            "CDRVEIL_BATCH_MAX_RECORDS": str(settings.batch_max_records),
-            "CDRVEIL_LOG_LEVEL": "INFO",
-        }
-    )
+    env.update(settings.to_env())
     if keyring is not None:
         env["CDRVEIL_KEYRING_PATH"] = str(keyring)
     env.update(extra)

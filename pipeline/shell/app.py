@@ -25,6 +25,7 @@ from pipeline.core.normalize import MsisdnNormalizer
 from pipeline.core.warrants import WarrantIndex
 from pipeline.settings import Settings
 from pipeline.shell import telemetry
+from pipeline.shell.logs import thin_client_logs
 from pipeline.shell.recordpath import RecordEngine, RecordPath
 from pipeline.shell.status import WorkerStatus
 from pipeline.shell.tables import StateTables
@@ -77,7 +78,8 @@ class CdrveilApp(faust.App):
         return [*super().on_init_dependencies(), self.state_tables, self.record_path]
 
     async def on_first_start(self) -> None:
-        """No faust tables, so no data directory; but keep Kafka clients' debug lines off.
+        """No faust tables, so no data directory; but keep Kafka clients' debug lines off,
+        and their repeated lines (hundreds a second with the broker gone) thinned.
 
         aiokafka's DEBUG lines print whole fetch and produce requests, record data included,
         so identifiers would reach the log at CDRVEIL_LOG_LEVEL=DEBUG. Logging is set up by
@@ -86,6 +88,7 @@ class CdrveilApp(faust.App):
         for name in _CHATTY_LOGGERS:
             logger = logging.getLogger(name)
             logger.setLevel(max(logger.getEffectiveLevel(), logging.INFO))
+        thin_client_logs()
 
 
 def create_app(settings: Settings, engine_factory: EngineFactory) -> CdrveilApp:

@@ -40,6 +40,7 @@ from pipeline.core.warrants import WarrantIndex
 from pipeline.errors import BrokerError
 from pipeline.settings import Settings
 from pipeline.shell import clients
+from pipeline.shell.liveness import watch_kafka
 from pipeline.shell.produce import OutputBatch, Partitioner, Send, await_delivery
 from pipeline.shell.status import WorkerStatus
 from pipeline.shell.tables import StateTables
@@ -52,6 +53,8 @@ log = logging.getLogger("cdrveil.worker")
 MAX_IN_FLIGHT: Final = 3
 #: Seconds between lag reports while no records arrive (after every batch otherwise).
 IDLE_LAG_INTERVAL_S: Final = 1.0
+#: Seconds each step of closing the clients may take (leaving the group, flushing).
+CLOSE_STEP_S: Final = 2.0
 #: Allocations between young-generation collections (CPython's default is 700).
 GC_THRESHOLD_GEN0: Final = 20_000
 _VERSION: Final = pipeline.__version__.encode()
@@ -192,6 +195,7 @@ class RecordPath(Service):
         self._stop_requested = asyncio.Event()
         self._main: asyncio.Task[None] | None = None
         self._committer: asyncio.Task[None] | None = None
+        self._watch: asyncio.Task[None] | None = None
         self._now: Callable[[], datetime] = lambda: datetime.now(UTC)
         super().__init__(**kwargs)
 
@@ -200,11 +204,31 @@ class RecordPath(Service):
         self._main = asyncio.create_task(self._run(), name="cdrveil-record-path")
 
     async def on_stop(self) -> None:
-        """Finish the batch in hand, wait for its acknowledgements, commit, leave the group."""
+        """Finish the batch in hand, wait for its acknowledgements, commit, leave the group.
+
+        At most ``stop_timeout_ms``: with the broker gone nothing is ever acknowledged, and
+        a stop that waits for it never ends. Past the deadline the worker gives up what is
+        in flight uncommitted (the next worker processes it again) and exits 1.
+        """
         self._stop_requested.set()
-        if self._main is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._main
+        main = self._main
+        if main is not None:
+            timeout = self.settings.stop_timeout_ms / 1000
+            done, _ = await asyncio.wait({main}, timeout=timeout)
+            if not done:
+                main.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await main
+                error = BrokerError(
+                    "Kafka did not acknowledge the outputs or offsets in flight within "
+                    f"{timeout:g} s of the stop; stopped without committing them (the next "
+                    "worker processes those records again)"
+                )
+                log.error("%s", error)
+                try:
+                    raise error
+                except BrokerError as exc:  # raised, so mode logs a traceback, not "None"
+                    await self.crash(exc)
         self.status.assigned(0)
 
     async def _run(self) -> None:
@@ -214,14 +238,24 @@ class RecordPath(Service):
             settle_heap()
             if not await self._connect():
                 return
+            assert self._producer is not None  # noqa: S101 - set by _connect
+            self._watch = asyncio.create_task(
+                watch_kafka(self._producer.client, self.status, self.settings.bootstrap_servers),
+                name="cdrveil-kafka-watch",
+            )
             if self._transactional:
                 await self._consume_loop(self._transact)
                 return
             self._committer = asyncio.create_task(self._commit_loop(), name="cdrveil-commit")
+            given_up = False
             try:
                 await self._consume_loop(self._enqueue)
+            except asyncio.CancelledError:
+                given_up = True  # the stop stopped waiting: nothing more gets committed
+                raise
             finally:
-                await self._drain()
+                if not given_up:
+                    await self._drain()
         except asyncio.CancelledError:
             raise
         except (BrokerError, KafkaError) as exc:
@@ -495,13 +529,26 @@ class RecordPath(Service):
         await self._committer  # raises if a delivery failed for good
 
     async def _close(self) -> None:
+        """Leave the group and close the clients, each step bounded: with the broker gone
+        the producer would wait for ever to flush."""
+        for task in (self._watch, self._committer):
+            if task is not None and not task.done():
+                task.cancel()  # the committer only if the stop gave up waiting for it
         consumer, producer = self._consumer, self._producer
         self._consumer = self._producer = None
         if consumer is not None:
-            await clients.leave_group(consumer)
-            await consumer.stop()
+            await _bounded(clients.leave_group(consumer), "leaving the group")
+            await _bounded(consumer.stop(), "closing the record consumer")
         if producer is not None:
-            await producer.stop()
+            await _bounded(producer.stop(), "closing the record producer")
+
+
+async def _bounded(step: Awaitable[None], what: str) -> None:
+    """Await ``step`` for at most :data:`CLOSE_STEP_S`; a step that overruns is abandoned."""
+    try:
+        await asyncio.wait_for(step, CLOSE_STEP_S)
+    except TimeoutError:
+        log.warning("%s took over %.0f s (is Kafka gone?); abandoned", what, CLOSE_STEP_S)
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -1,7 +1,7 @@
 """Where a worker is in its start-up: what ``/health`` and ``/readyz`` answer.
 
-Ready means both tables recovered and at least one input partition assigned; the
-``cdrveil_ready`` gauge follows every change.
+Ready means Kafka answers, both tables recovered and at least one input partition assigned;
+the ``cdrveil_ready`` gauge follows every change.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from pipeline.shell.telemetry import Metrics
 
 #: ``/health``'s one-word status, and the reason ``/readyz`` gives with a 503.
 REASONS: Final = {
-    "waiting-for-kafka": "Kafka is not reachable yet",
+    "waiting-for-kafka": "Kafka is not reachable",
     "loading-tables": "the consent and warrant tables are still being recovered",
     "joining-group": "no input partition is assigned (joining the group, or more workers "
     "than partitions)",
-    "ready": "tables recovered and partitions assigned",
+    "ready": "Kafka answers, tables recovered and partitions assigned",
 }
 
 
@@ -33,8 +33,9 @@ class WorkerStatus:
 
     @property
     def ready(self) -> bool:
-        """Whether the worker processes records (tables recovered, partitions assigned)."""
-        return self.tables_ready and self.partitions > 0
+        """Whether the worker processes records (Kafka answers, tables recovered,
+        partitions assigned)."""
+        return self.kafka_reachable and self.tables_ready and self.partitions > 0
 
     def status(self) -> str:
         """One word for ``/health``: waiting-for-kafka, loading-tables, joining-group, ready."""
@@ -51,8 +52,19 @@ class WorkerStatus:
         return REASONS[self.status()]
 
     def kafka_reached(self) -> None:
-        """The state-table consumer has connected to Kafka."""
-        self.kafka_reachable = True
+        """Kafka answered (the state-table consumer connected, or a probe was answered)."""
+        self._set_reachable(True)
+
+    def kafka_lost(self) -> None:
+        """Kafka stopped answering (see :mod:`pipeline.shell.liveness`)."""
+        self._set_reachable(False)
+
+    def _set_reachable(self, reachable: bool) -> None:
+        if reachable != self.kafka_reachable:
+            was = self.ready
+            self.kafka_reachable = reachable
+            if self.ready != was:
+                self._metrics.set_ready(self.ready)
 
     def tables_recovered(self) -> None:
         """Both tables have caught up with their topics."""

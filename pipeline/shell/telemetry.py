@@ -49,7 +49,7 @@ from pipeline import __version__
 
 #: Liveness: the process runs and its event loop answers.
 HEALTH_PATH: Final = "/healthz"
-#: Readiness: tables recovered and partitions assigned (``cdrveil_ready`` is 1).
+#: Readiness: Kafka answers, tables recovered and partitions assigned (``cdrveil_ready`` is 1).
 READY_PATH: Final = "/readyz"
 #: The Prometheus text exposition of :meth:`Metrics.render`.
 METRICS_PATH: Final = "/metrics"

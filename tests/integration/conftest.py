@@ -154,17 +154,7 @@ def real_worker(keyring: Path) -> Iterator[Any]:
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """The ``CDRVEIL_*`` variables that reproduce ``settings`` in a child process."""
-    return {
-        "CDRVEIL_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
-        "CDRVEIL_TOPIC_PREFIX": settings.topic_prefix,
-        "CDRVEIL_GROUP_ID": settings.group_id,
-        "CDRVEIL_PARTITIONS": str(settings.partitions),
-        "CDRVEIL_SESSION_TIMEOUT_MS": str(settings.session_timeout_ms),
-        "CDRVEIL_WEB_PORT": str(settings.web_port),
-        "CDRVEIL_BATCH_MAX_RECORDS": str(settings.batch_max_records),
-        "CDRVEIL_PROCESSING_GUARANTEE": settings.processing_guarantee,
-        "CDRVEIL_LOG_LEVEL": "INFO",
-    }
+    return settings.to_env()
 
 
 @pytest.fixture

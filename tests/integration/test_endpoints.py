@@ -40,7 +40,7 @@ async def test_live_at_once_but_not_ready_while_kafka_is_unreachable(
         assert worker.running() and time.monotonic() < deadline, worker.log()[-3000:]
         await asyncio.sleep(0.1)
     await worker.wait_for_log("is unreachable")
-    assert get(port, "/readyz") == (503, b"not ready: Kafka is not reachable yet\n")
+    assert get(port, "/readyz") == (503, b"not ready: Kafka is not reachable\n")
     status, body = get(port, "/health")
     assert (status, orjson.loads(body)["status"]) == (503, "waiting-for-kafka")
     samples = scrape(port)

@@ -235,7 +235,9 @@ async def test_after_a_hard_kill_nothing_is_lost_and_nothing_before_the_checkpoi
     finish(process, path)
     await wait_until(
         # Death signals are immediate; the slack is for a machine loaded by parallel runs.
-        lambda: not any(alive(pid) for pid in workers), 20, "decoding workers die with the ingest"
+        lambda: not any(alive(pid) for pid in workers),
+        20,
+        "decoding workers die with the ingest",
     )
     state = load_state(path)
     assert state is not None and not state.done

@@ -255,3 +255,19 @@ def test_worker_status_is_ready_with_tables_and_partitions_and_drives_the_gauge(
     status.assigned(0)  # a rebalance took every partition, or the worker stops
     assert status.reason().startswith("no input partition is assigned")
     assert value(scrape(m), "cdrveil_ready") == 0
+
+
+def test_a_worker_whose_kafka_stops_answering_is_not_ready_until_it_answers_again() -> None:
+    """Tables and partitions are kept while the broker is away; readiness is not."""
+    m = Metrics()
+    status = WorkerStatus(m)
+    status.kafka_reached()
+    status.tables_recovered()
+    status.assigned(4)
+    assert status.ready and value(scrape(m), "cdrveil_ready") == 1
+    status.kafka_lost()
+    assert not status.ready and value(scrape(m), "cdrveil_ready") == 0
+    assert status.status() == "waiting-for-kafka"
+    assert status.reason() == "Kafka is not reachable"
+    status.kafka_reached()
+    assert status.ready and value(scrape(m), "cdrveil_ready") == 1

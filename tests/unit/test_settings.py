@@ -184,3 +184,34 @@ def test_settings_are_frozen_and_replace_rechecks() -> None:
     assert s.replace(partitions=3).partitions == 3
     with pytest.raises(ConfigError):
         s.replace(partitions=-1)
+
+
+def test_to_env_gives_a_child_process_the_very_same_settings(tmp_path: Path) -> None:
+    """Every field survives the trip through ``CDRVEIL_*`` variables, secrets included."""
+    ca = tmp_path / "ca.pem"
+    ca.write_text("x")
+    original = Settings.from_env(
+        {},
+        bootstrap_servers="a:9092,b:9093",
+        topic_prefix="t1.",
+        keyring_path=tmp_path / "ring.json",
+        home_networks=["24001", "24002"],
+        security_protocol="SASL_SSL",
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_username="svc",
+        sasl_password="pw",  # noqa: S106 - a test value
+        ssl_cafile=ca,
+        session_timeout_ms=2000,
+        stop_timeout_ms=3000,
+        web_port=0,
+    )
+    env = original.to_env()
+    assert all(name.startswith("CDRVEIL_") for name in env)
+    assert Settings.from_env(env) == original
+    assert Settings.from_env(Settings().to_env()) == Settings()
+
+
+@pytest.mark.parametrize("value", ["99", "600001", "soon"])
+def test_a_stop_timeout_outside_its_range_is_refused(value: str) -> None:
+    with pytest.raises(ConfigError, match=r"(?i)stop_timeout_ms"):
+        Settings.from_env({"CDRVEIL_STOP_TIMEOUT_MS": value})
