@@ -90,6 +90,12 @@ def _pseudonym(pseudonymizer: PurposePseudonymizer, constants: dict[str, Any], a
     return f"(Y{slot}.get({arg}) or P{slot}({arg}))"
 
 
+#: Record shapes (tuples of field names) specialized per route; others take the generic
+#: builder. Real traffic has a few dozen shapes; input with arbitrary extra fields could
+#: have any number, and must not grow memory or compile code without bound.
+MAX_SHAPES = 256
+
+
 def compile_route(
     route_name: str,
     purpose: str,
@@ -99,13 +105,17 @@ def compile_route(
 ) -> RouteBuilder:
     """Generate the builder of one route's message key and output value.
 
-    The builder copies the record (a fast C copy), deletes every field the
-    route's allow-list does not name, and patches only the fields whose value
-    changes (identifiers, locations, generalized times). ``key`` is
-    ``"pseudonym"`` (analytics: the purpose's pseudonym of the served MSISDN,
-    else of the IMSI, so no key is ever a clear identifier) or ``"identity"``
-    (billing: the served MSISDN, else the IMSI). Records with null fields take
-    the interpreter instead (``Engine``), since nulls must be left out.
+    ``key`` is ``"pseudonym"`` (analytics: the purpose's pseudonym of the served MSISDN,
+    else of the IMSI, so no key is ever a clear identifier) or ``"identity"`` (billing: the
+    served MSISDN, else the IMSI). Records with null fields take the interpreter instead
+    (``Engine``), since nulls must be left out.
+
+    Two levels. The generic builder copies the record (a fast C copy), deletes every field
+    the route's allow-list does not name, and patches the fields whose value changes. On
+    top of it, each record *shape* (its field names, in order) gets a builder of its own
+    the first time it is seen: one dict display of exactly the allowed fields, in the
+    record's order, with no copy, no deletions and no presence tests. The output is the
+    same dict, key order included (``tests/unit/test_core_compile.py``).
     """
     constants: dict[str, Any] = {
         "to_hour": transforms.to_hour,
@@ -113,8 +123,97 @@ def compile_route(
         "location_changes": transforms.location_changes,
         "PURPOSE": purpose,
         "ALLOWED": frozenset(["recordId", *(field.name for field in fields)]),
+        "DROP": _DROPPED,
     }
     analytics = key == "pseudonym"
+    key_lines = _key_lines(analytics, key_pseudonymizers, constants)
+    generic = _generic(route_name, fields, analytics, key_lines, constants)
+    allowed: frozenset[str] = constants["ALLOWED"]
+    by_name = {field.name: field for field in fields}
+    # An input field named like the one analytics adds would change the key order.
+    shaped = not (analytics and "purpose" in allowed)
+    shapes: dict[tuple[str, ...], RouteBuilder] = {}
+    known = shapes.get
+
+    def specialize(shape: tuple[str, ...]) -> RouteBuilder:
+        if not shaped or len(shapes) >= MAX_SHAPES:
+            return generic
+        present = [name for name in shape if name in allowed]  # catalog names only
+        builder = _shaped(route_name, present, by_name, analytics, key_lines, constants)
+        shapes[shape] = builder
+        return builder
+
+    def build(
+        record: CdrRecord, served_ok: bool, states: dict[str, ConsentState | None]
+    ) -> tuple[bytes | None, dict[str, Any]]:
+        builder = known(record.shape)
+        if builder is None:
+            builder = specialize(record.shape)
+        return builder(record, served_ok, states)
+
+    build.__doc__ = generic.__doc__
+    build.shapes = shapes  # type: ignore[attr-defined]  # for tests and diagnostics
+    return build
+
+
+class _Dropped:
+    """The value of a field a route leaves out (a sentinel no record holds)."""
+
+    __slots__ = ()
+
+
+_DROPPED = _Dropped()
+
+
+def _branches(field: FieldSpec, constants: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The field's output expression with and without consent (``None`` = dropped)."""
+    when_yes = _expression(field, field.consented, constants)
+    when_no = (
+        when_yes
+        if field.otherwise is field.consented
+        else _expression(field, field.otherwise, constants)
+    )
+    return when_yes, when_no
+
+
+def _condition(field: FieldSpec, lines: list[str], indent: str) -> str:
+    """The consent test of ``field``'s owner (may add the state lookup to ``lines``)."""
+    if field.owner is Owner.SERVED:
+        return "served_ok"
+    lines.append(f"{indent}s = states.get(n)")
+    return "s is not None and PURPOSE in s.granted"
+
+
+def _key_lines(
+    analytics: bool,
+    key_pseudonymizers: tuple[PurposePseudonymizer, PurposePseudonymizer],
+    constants: dict[str, Any],
+) -> list[str]:
+    served = "numbers.get('servedMSISDN')"
+    if analytics:
+        by_msisdn = _pseudonym(key_pseudonymizers[0], constants, "served")
+        by_imsi = _pseudonym(key_pseudonymizers[1], constants, "record.imsi")
+        return [
+            f"    served = {served}",
+            "    if served is not None:",
+            f"        return {by_msisdn}.encode(), out",
+            "    if record.imsi is not None:",
+            f"        return {by_imsi}.encode(), out",
+            "    return None, out",
+        ]
+    return [
+        f"    identity = {served} or record.imsi",
+        "    return (None if identity is None else identity.encode()), out",
+    ]
+
+
+def _generic(
+    route_name: str,
+    fields: list[FieldSpec],
+    analytics: bool,
+    key_lines: list[str],
+    constants: dict[str, Any],
+) -> RouteBuilder:
     lines = [
         "def build(record, served_ok, states):",
         "    numbers = record.numbers",
@@ -124,12 +223,7 @@ def compile_route(
     ]
     for field in fields:
         name = field.name
-        when_yes = _expression(field, field.consented, constants)
-        when_no = (
-            when_yes
-            if field.otherwise is field.consented
-            else _expression(field, field.otherwise, constants)
-        )
+        when_yes, when_no = _branches(field, constants)
         if when_yes == "v" and when_no == "v":
             continue  # kept as it is: the copy already holds it
         lines.append(f"    if {name!r} in out:")
@@ -138,39 +232,70 @@ def compile_route(
         else:
             lines.append(f"        v = out[{name!r}]")
         if when_yes == when_no:
-            lines.append(f"        out[{name!r}] = {when_yes}")
+            lines.append(_assign(name, when_yes, "        "))
             continue
-        if field.owner is Owner.SERVED:
-            condition = "served_ok"
-        else:
-            lines.append("        s = states.get(n)")
-            condition = "s is not None and PURPOSE in s.granted"
+        condition = _condition(field, lines, "        ")
         lines.append(f"        if {condition}:")
         lines.append(_assign(name, when_yes, "            "))
         lines.append("        else:")
         lines.append(_assign(name, when_no, "            "))
     if analytics:
         lines.append("    out['purpose'] = PURPOSE")
-    served = "numbers.get('servedMSISDN')"
+    return _define(f"<cdrveil route {route_name}>", lines + key_lines, constants)
+
+
+def _shaped(
+    route_name: str,
+    present: list[str],
+    by_name: dict[str, FieldSpec],
+    analytics: bool,
+    key_lines: list[str],
+    constants: dict[str, Any],
+) -> RouteBuilder:
+    """The builder for records whose allowed fields are ``present``, in this order."""
+    lines = [
+        "def build(record, served_ok, states):",
+        "    numbers = record.numbers",
+        "    o = record.obj",
+    ]
+    items: list[str] = []
+    optional: list[tuple[str, str]] = []
+    for i, name in enumerate(present):
+        field = by_name.get(name)  # recordId has no spec: always kept
+        when_yes, when_no = ("v", "v") if field is None else _branches(field, constants)
+        if when_yes == "v" and when_no == "v":
+            items.append(f"{name!r}: o[{name!r}]")
+            continue
+        if when_yes is None and when_no is None:
+            continue  # dropped either way: never in the output
+        assert field is not None  # noqa: S101 - only specified fields are transformed
+        if field.kind in _NORMALIZED:
+            lines.append(f"    n = {_NORMALIZED[field.kind].format(name=name)}")
+        else:
+            lines.append(f"    v = o[{name!r}]")
+        if when_yes == when_no:
+            lines.append(f"    x{i} = {when_yes}")
+        else:
+            condition = _condition(field, lines, "    ")
+            yes = "DROP" if when_yes is None else when_yes
+            no = "DROP" if when_no is None else when_no
+            lines.append(f"    x{i} = {yes} if {condition} else {no}")
+            if when_yes is None or when_no is None:
+                optional.append((name, f"x{i}"))
+        items.append(f"{name!r}: x{i}")
     if analytics:
-        by_msisdn = _pseudonym(key_pseudonymizers[0], constants, "served")
-        by_imsi = _pseudonym(key_pseudonymizers[1], constants, "record.imsi")
-        lines += [
-            f"    served = {served}",
-            "    if served is not None:",
-            f"        return {by_msisdn}.encode(), out",
-            "    if record.imsi is not None:",
-            f"        return {by_imsi}.encode(), out",
-            "    return None, out",
-        ]
-    else:
-        lines += [
-            f"    identity = {served} or record.imsi",
-            "    return (None if identity is None else identity.encode()), out",
-        ]
+        items.append("'purpose': PURPOSE")
+    lines.append("    out = {" + ", ".join(items) + "}")
+    for name, variable in optional:
+        lines.append(f"    if {variable} is DROP:")
+        lines.append(f"        del out[{name!r}]")
+    return _define(f"<cdrveil route {route_name}, one record shape>", lines + key_lines, constants)
+
+
+def _define(filename: str, lines: list[str], constants: dict[str, Any]) -> RouteBuilder:
     source = "\n".join(lines) + "\n"
     namespace: dict[str, Any] = dict(constants)
-    code = compile(source, f"<cdrveil route {route_name}>", "exec")
+    code = compile(source, filename, "exec")
     exec(code, namespace)  # noqa: S102 - source built from the validated policy only, see module doc
     builder: RouteBuilder = namespace["build"]
     builder.__doc__ = source

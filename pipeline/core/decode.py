@@ -78,6 +78,7 @@ class CdrRecord:
         "raw",
         "record_id",
         "record_type",
+        "shape",
         "times",
     )
 
@@ -87,6 +88,8 @@ class CdrRecord:
         self.raw = raw
         self.record_id: str = obj["recordId"]
         self.record_type: str = obj["recordType"]
+        #: The record's field names in order: compiled routes specialize on it.
+        self.shape = tuple(obj)
         self.is_voice = self.record_type in VOICE_TYPES
         self.is_mo = self.record_type in MO_TYPES
         #: Normalized E.164 digits of every MSISDN-type field present, by field name.

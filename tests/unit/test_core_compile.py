@@ -114,3 +114,26 @@ def test_the_trace_explains_every_route(engine: Engine) -> None:
     assert delivered["lawful_intercept"] is False
     assert delivered["fraud_prevention"] is True
     assert all(entry["reason"] for entry in trace)
+
+
+def test_each_record_shape_gets_its_own_builder_and_a_flood_of_shapes_stays_bounded(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Records with ever new field names (unknown fields are allowed) fall back to the
+    generic builder once MAX_SHAPES are known, and still agree with the interpreter."""
+    from pipeline.core import compile as compiled_routes
+
+    monkeypatch.setattr(compiled_routes, "MAX_SHAPES", 3)
+    fresh = Engine(engine.policy, engine._pseudonymizer, engine.decoder, engine.home_networks)
+    index = WarrantIndex(engine.decoder.msisdn)
+    consent = {SERVED: ConsentState(1, frozenset(PURPOSES[:1]))}
+    for extra in range(8):
+        record = mo_call()
+        record[f"vendorField{extra}"] = extra  # a new shape every time
+        decoded = fresh.decoder(encode(record))
+        assert isinstance(decoded, CdrRecord)
+        compiled, interpreted, _trace = both_paths(fresh, decoded, consent, index)
+        assert compiled == interpreted
+        assert all(f"vendorField{extra}".encode() not in out.value for out in compiled)
+    for plan in fresh._plans:
+        assert len(plan.build.shapes) == 3  # type: ignore[attr-defined]
