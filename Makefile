@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint typecheck unit integration demo bench fuzz open-bugs clean
+.PHONY: venv test lint typecheck unit integration demo bench bench-instructions fuzz open-bugs clean
 
 FUZZ_SECONDS ?= 300
 
@@ -47,6 +47,10 @@ demo: venv
 
 bench: venv
 	$(BIN)/cdrveil bench
+
+# The engine's instructions per record under valgrind: steady where timings are not.
+bench-instructions: venv
+	$(BIN)/python -m benchmarks.instructions
 
 # The reliability evidence at full size (`make test` runs small versions in seconds):
 # hypothesis properties at 10,000 examples each, 200,000 records through kill -9 and SIGTERM

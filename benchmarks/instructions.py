@@ -1,0 +1,111 @@
+"""Instructions per record of the engine, counted by valgrind: a figure that does not move.
+
+Timings on a shared two-core machine vary by 30 % from run to run, which hides a 5 %
+improvement. ``valgrind --tool=callgrind`` counts executed instructions instead: the same
+program and inputs give the same count whatever else the machine does. This runs the core
+workload (10,000 subscribers, 4,000 records, default policy) under callgrind twice, with 0
+and with ``--passes`` timed passes after a warm-up pass, and divides the difference by the
+records processed, so start-up and workload generation cancel out.
+
+    python -m benchmarks.instructions            # ~1 minute
+    python -m benchmarks.instructions --passes 4
+
+Compare two commits by running it on each; it needs ``valgrind`` on the PATH.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+SUBSCRIBERS = 10_000
+RECORDS = 4_000
+_COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
+
+
+def workload_passes(passes: int) -> None:
+    """Build the engine and workload, warm every cache once, then run ``passes`` passes."""
+    from pipeline.core.consent import ConsentTable
+    from pipeline.core.engine import Engine
+    from pipeline.core.keys import Keyring, Pseudonymizer
+    from pipeline.core.normalize import MsisdnNormalizer
+    from pipeline.core.policy import Policy
+    from pipeline.core.warrants import WarrantIndex
+    from pipeline.synth import Workload, consent_states, records, warrants
+
+    workload = Workload(subscribers=SUBSCRIBERS, seed=1)
+    normalizer = MsisdnNormalizer(workload.country_code)
+    consent = ConsentTable(normalizer)
+    for key, value in consent_states(workload):
+        consent.apply(key, value)
+    index = WarrantIndex(normalizer)
+    for warrant in warrants(workload):
+        index.apply(warrant.key, warrant.value)
+    inputs = [message.value for message in records(workload, RECORDS)]
+    with tempfile.TemporaryDirectory() as folder:
+        keyring = Keyring.init(Path(folder) / "bench.keyring.json")
+    engine = Engine.build(Policy.load(), Pseudonymizer(keyring))
+    process, lookup = engine.process, consent.get
+    for raw in inputs:
+        process(raw, lookup, index)
+    gc.collect()
+    gc.freeze()
+    gc.disable()  # a collection would land in one run and not the other
+    for _ in range(passes):
+        for raw in inputs:
+            process(raw, lookup, index)
+
+
+def count(valgrind: str, passes: int) -> int:
+    """Instructions of a whole child process running ``passes`` passes."""
+    result = subprocess.run(  # noqa: S603 - fixed argv
+        [
+            valgrind,
+            "--tool=callgrind",
+            "--callgrind-out-file=/dev/null",
+            sys.executable,
+            "-m",
+            "benchmarks.instructions",
+            "--child",
+            str(passes),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    found = _COLLECTED.search(result.stderr)
+    if found is None:
+        raise SystemExit(f"callgrind printed no instruction count:\n{result.stderr[-2000:]}")
+    return int(found.group(1))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the engine's instructions per record."""
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.instructions", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--passes", type=int, default=2, help="timed passes (2)")
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child is not None:
+        workload_passes(args.child)
+        return 0
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        print("valgrind is not installed (Debian: apt install valgrind)", file=sys.stderr)
+        return 2
+    print(f"counting under callgrind: {RECORDS:,} records x {args.passes} passes ...")
+    base, loaded = count(valgrind, 0), count(valgrind, args.passes)
+    per_record = (loaded - base) / (RECORDS * args.passes)
+    print(f"engine: {per_record:,.0f} instructions per record (default policy, standard workload)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
