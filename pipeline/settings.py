@@ -99,6 +99,10 @@ class Settings:
     #: Input records taken from Kafka and processed as one batch.
     batch_max_records: int = 2000
     linger_ms: int = 5
+    #: How long the record consumer lets the broker hold a fetch while no input is waiting.
+    #: Brokers answer at this deadline when little is waiting, so it sets the latency
+    #: floor under light load; lower costs more fetch requests (see README, tuning).
+    fetch_max_wait_ms: int = 100
     #: Consumer-group session timeout. The embedded broker makes a joining member wait
     #: half of it before the first assignment, so a small value starts workers quickly.
     session_timeout_ms: int = 6000
@@ -229,6 +233,7 @@ _INTS: Final = frozenset(
         "max_record_bytes",
         "batch_max_records",
         "linger_ms",
+        "fetch_max_wait_ms",
         "session_timeout_ms",
         "stop_timeout_ms",
         "web_port",
@@ -426,6 +431,7 @@ _CHECKS: Final[tuple[Callable[[Settings], None], ...]] = (
     _check_modes,
     _int_in("batch_max_records", 1, 100_000),
     _int_in("linger_ms", 0, 60_000),
+    _int_in("fetch_max_wait_ms", 0, 10_000),
     _int_in("session_timeout_ms", 1_000, 300_000),
     _int_in("stop_timeout_ms", 100, 600_000),
     _int_in("web_port", 0, 65_535),

@@ -90,7 +90,7 @@ def record_consumer(settings: Settings, topics: tuple[str, ...], listener: Any) 
         # starts workers fast; heartbeats run on the loop between batches of milliseconds.
         session_timeout_ms=settings.session_timeout_ms,
         heartbeat_interval_ms=max(settings.session_timeout_ms // 6, 100),
-        fetch_max_wait_ms=100,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
         max_partition_fetch_bytes=2 * 1024 * 1024,
         isolation_level=(
             "read_committed"

@@ -215,3 +215,14 @@ def test_to_env_gives_a_child_process_the_very_same_settings(tmp_path: Path) -> 
 def test_a_stop_timeout_outside_its_range_is_refused(value: str) -> None:
     with pytest.raises(ConfigError, match=r"(?i)stop_timeout_ms"):
         Settings.from_env({"CDRVEIL_STOP_TIMEOUT_MS": value})
+
+
+async def test_the_fetch_wait_reaches_the_record_consumer() -> None:
+    from pipeline.shell.clients import record_consumer
+
+    settings = Settings.from_env({"CDRVEIL_FETCH_MAX_WAIT_MS": "20"})
+    consumer = record_consumer(settings, ("cdr.voice",), None)
+    try:
+        assert consumer._fetch_max_wait_ms == 20
+    finally:
+        await consumer.stop()
