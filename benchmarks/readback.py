@@ -21,8 +21,8 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
-from pipeline.demo import _header
 from pipeline.settings import Settings
+from pipeline.shell.messages import header_text
 from pipeline.shell.offsets import log_end_offsets
 
 READ_TIMEOUT_S = 300.0
@@ -105,7 +105,7 @@ async def latency(settings: Settings, inputs: list[str], outputs: list[str]) -> 
     delays = array("q")
 
     def note_output(message: ConsumerRecord[bytes, bytes]) -> None:
-        record_id = _header(message, "cdrveil.record-id")
+        record_id = header_text(message, "cdrveil.record-id")
         if record_id is not None:
             start = sent_at.get(record_id)
             if start is not None:

@@ -33,6 +33,7 @@ from pipeline.errors import BrokerError, CdrveilError
 from pipeline.generate import publish
 from pipeline.settings import Settings
 from pipeline.shell.broker import EmbeddedBroker, free_port
+from pipeline.shell.messages import header_text
 from pipeline.shell.offsets import log_end_offsets, wait_until_committed
 from pipeline.shell.topics import TopicNames, create_topics
 from pipeline.synth import Workload
@@ -102,14 +103,6 @@ async def read_topics(settings: Settings, topics: list[str]) -> Readback:
     return result
 
 
-def _header(message: ConsumerRecord[bytes, bytes], name: str) -> str | None:
-    for key, value in message.headers or ():
-        if key == name:
-            text: str = value.decode("utf-8", "replace")
-            return text
-    return None
-
-
 def _percentile(values: list[float], share: float) -> float:
     if not values:
         return float("nan")
@@ -162,12 +155,12 @@ def summarize(
         messages = back.messages.get(topic, [])
         lines.append(f"  {topic:<42} {len(messages):>9,}")
         for msg in messages:
-            record_id = _header(msg, "cdrveil.record-id")
+            record_id = header_text(msg, "cdrveil.record-id")
             if record_id is not None and record_id in input_time:
                 latencies.append((msg.timestamp - input_time[record_id]) / 1000.0)
 
     dead = back.messages.get(names.dead_letter, [])
-    reasons = Counter(_header(msg, "dlq.error.code") or "?" for msg in dead)
+    reasons = Counter(header_text(msg, "dlq.error.code") or "?" for msg in dead)
     lines.append("")
     lines.append(
         f"dead letters by reason ({len(dead):,}; "
@@ -203,7 +196,7 @@ def summarize(
             lines.append(f"  {route.name}: no output in this run")
             continue
         sample = messages[0]
-        record_id = _header(sample, "cdrveil.record-id") or ""
+        record_id = header_text(sample, "cdrveil.record-id") or ""
         before = input_obj.get(record_id)
         lines.append(f"  [{route.name}] -> {names(route.topic)}  (key {sample.key!r})")
         if route.kind != "lawful_intercept" and before is not None:

@@ -35,6 +35,7 @@ from pipeline.core.policy import Policy
 from pipeline.core.warrants import WarrantIndex
 from pipeline.factory import build_engine
 from pipeline.settings import Settings
+from pipeline.shell.messages import header
 from pipeline.shell.offsets import committed_offsets, log_end_offsets
 from pipeline.shell.topics import TopicNames, create_topics
 
@@ -312,14 +313,6 @@ async def read(settings: Settings, topics: Sequence[str]) -> list[Any]:
     messages: list[Any] = []
     await scan(settings, topics, messages.append)
     return messages
-
-
-def header(message: Any, name: str) -> bytes | None:
-    """One header's value (``None`` if absent)."""
-    for key, value in message.headers or ():
-        if key == name:
-            return bytes(value)
-    return None
 
 
 async def committed_total(settings: Settings, topics: Sequence[str]) -> int:

@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from pipeline.settings import Settings
 from pipeline.shell.broker import EmbeddedBroker
+from pipeline.shell.messages import header as header  # re-exported to the tests
 from pipeline.shell.offsets import log_end_offsets
 from pipeline.shell.topics import create_topics
 
@@ -204,11 +205,3 @@ async def read_all(settings: Settings, topics: Sequence[str]) -> list[Any]:
     finally:
         await consumer.stop()
     return records
-
-
-def header(record: Any, name: str) -> bytes | None:
-    """The value of one header of a consumed record."""
-    for key, value in record.headers:
-        if key == name:
-            return bytes(value)
-    return None

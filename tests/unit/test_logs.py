@@ -46,3 +46,15 @@ def test_thin_client_logs_filters_every_root_handler_once() -> None:
     thin_client_logs(root)
     thin_client_logs(root)
     assert sum(isinstance(f, RepeatFilter) for f in handler.filters) == 1
+
+
+def test_header_lookups_on_a_consumed_message() -> None:
+    from types import SimpleNamespace
+
+    from pipeline.shell.messages import header, header_text
+
+    message = SimpleNamespace(headers=[("a", b"1"), ("b", b"\xff")])
+    assert header(message, "a") == b"1"
+    assert header_text(message, "b") == "\ufffd"
+    assert header(message, "c") is None and header_text(message, "c") is None
+    assert header(SimpleNamespace(headers=None), "a") is None
