@@ -5,11 +5,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.errors import KafkaConnectionError, KafkaError
+from aiokafka.conn import create_conn
+from aiokafka.errors import (
+    AuthenticationFailedError,
+    AuthenticationMethodNotSupported,
+    IllegalSaslStateError,
+    KafkaConnectionError,
+    KafkaError,
+    SaslAuthenticationFailed,
+    UnsupportedSaslMechanismError,
+)
 from aiokafka.protocol.group import LeaveGroupRequest
 
 from pipeline.settings import Settings
@@ -41,9 +51,9 @@ async def start_with_retry(
         except KafkaConnectionError:
             await _close_quietly(client)
             log.warning(
-                "Kafka at %s is unreachable (%s, attempt %d); retrying in %.1f s. "
-                "Is the broker running and CDRVEIL_BOOTSTRAP_SERVERS right?",
+                "Kafka at %s %s (%s, attempt %d); retrying in %.1f s",
                 settings.bootstrap_servers,
+                await diagnose(settings),
                 what,
                 attempt,
                 delay,
@@ -55,6 +65,54 @@ async def start_with_retry(
             continue
         return client
     return None
+
+
+#: Errors that mean the broker answered and refused who we are: retrying will not fix them.
+_LOGIN_REFUSED: Final = (
+    SaslAuthenticationFailed,
+    AuthenticationFailedError,
+    AuthenticationMethodNotSupported,
+    UnsupportedSaslMechanismError,
+    IllegalSaslStateError,
+)
+
+
+def why_unreachable(error: BaseException) -> str:
+    """What a failed connection attempt means for an operator, and what to check."""
+    if isinstance(error, _LOGIN_REFUSED):
+        return (
+            f"refused the login ({type(error).__name__}): check CDRVEIL_SASL_MECHANISM, "
+            "CDRVEIL_SASL_USERNAME and CDRVEIL_SASL_PASSWORD against the broker's users"
+        )
+    if isinstance(error, ssl.SSLError):
+        reason = getattr(error, "reason", None) or type(error).__name__
+        return (
+            f"failed the TLS handshake ({reason}): check CDRVEIL_SSL_CAFILE (and the client "
+            "certificate files) against the broker's certificate"
+        )
+    return (
+        f"is unreachable ({type(error).__name__}): is the broker running and "
+        "CDRVEIL_BOOTSTRAP_SERVERS right?"
+    )
+
+
+async def diagnose(settings: Settings, within: float = 10.0) -> str:
+    """Connect once to the first bootstrap server the way the clients do, and say why that
+    fails (aiokafka's own start-up error says only "Unable to bootstrap")."""
+    host, _, port = settings.bootstrap_servers.split(",")[0].strip().rpartition(":")
+    kwargs = settings.kafka_client_kwargs("cdrveil-diagnose")
+    kwargs.pop("bootstrap_servers")
+    try:
+        conn = await asyncio.wait_for(
+            create_conn(
+                host.strip("[]"), int(port), request_timeout_ms=int(within * 1000), **kwargs
+            ),
+            within,
+        )
+    except (KafkaError, OSError, TimeoutError) as error:
+        return why_unreachable(error)
+    conn.close()
+    return "answers a connection but its cluster metadata was refused or empty"
 
 
 async def _close_quietly(client: Any) -> None:

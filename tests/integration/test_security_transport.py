@@ -86,6 +86,20 @@ async def test_the_worker_logs_in_over_verified_tls_with_the_configured_mechanis
     assert PASSWORD not in worker.log()
 
 
+async def test_a_refused_login_is_reported_as_such_not_as_an_unreachable_broker(
+    pki: Pki, settings: Settings, real_worker: Any
+) -> None:
+    """The recorder refuses every login: the worker's retry line names the credentials."""
+    async with SaslRecorder(pki, require_client_cert=True) as recorder:
+        target = settings.replace(bootstrap_servers=recorder.bootstrap_servers)
+        worker = real_worker(target, **sasl_ssl_env("SCRAM-SHA-512", pki))
+        await worker.wait_for_log("refused the login", within=30)
+        worker.stop(9)
+    line = next(line for line in worker.log().splitlines() if "refused the login" in line)
+    assert "SaslAuthenticationFailed" in line and "CDRVEIL_SASL_PASSWORD" in line
+    assert PASSWORD not in worker.log()
+
+
 async def test_the_worker_sends_no_credentials_to_a_broker_its_ca_did_not_sign(
     pki: Pki, settings: Settings, real_worker: Any, tmp_path: Path
 ) -> None:

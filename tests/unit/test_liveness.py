@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Callable
 
 import pytest
-from aiokafka.errors import KafkaConnectionError
+from aiokafka.errors import (
+    KafkaConnectionError,
+    SaslAuthenticationFailed,
+    UnsupportedSaslMechanismError,
+)
 
+from pipeline.shell.clients import diagnose, why_unreachable
 from pipeline.shell.liveness import kafka_answers, watch_kafka
 from pipeline.shell.status import WorkerStatus
 from pipeline.shell.telemetry import Metrics
@@ -73,3 +79,28 @@ async def _until(condition: Callable[[], bool], seconds: float = 5.0) -> None:
     while not condition():
         assert asyncio.get_running_loop().time() < deadline, "condition never met"
         await asyncio.sleep(0.005)
+
+
+@pytest.mark.parametrize(
+    ("error", "says", "points_at"),
+    [
+        (SaslAuthenticationFailed("bad"), "refused the login", "CDRVEIL_SASL_PASSWORD"),
+        (UnsupportedSaslMechanismError("no"), "refused the login", "CDRVEIL_SASL_MECHANISM"),
+        (ssl.SSLCertVerificationError("x"), "failed the TLS handshake", "CDRVEIL_SSL_CAFILE"),
+        (ConnectionRefusedError(111, "refused"), "is unreachable", "CDRVEIL_BOOTSTRAP_SERVERS"),
+        (TimeoutError(), "is unreachable", "CDRVEIL_BOOTSTRAP_SERVERS"),
+    ],
+)
+def test_a_failed_connection_says_what_to_check(
+    error: BaseException, says: str, points_at: str
+) -> None:
+    text = why_unreachable(error)
+    assert says in text and points_at in text
+
+
+async def test_diagnosing_a_closed_port_says_unreachable() -> None:
+    from pipeline.settings import Settings
+    from pipeline.shell.broker import free_port
+
+    settings = Settings.from_env({}, bootstrap_servers=f"127.0.0.1:{free_port()}")
+    assert (await diagnose(settings, within=2)).startswith("is unreachable")
