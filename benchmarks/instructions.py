@@ -9,6 +9,7 @@ records processed, so start-up and workload generation cancel out.
 
     python -m benchmarks.instructions            # ~1 minute
     python -m benchmarks.instructions --passes 4
+    python -m benchmarks.instructions --cold     # one pass with empty caches
 
 Compare two commits by running it on each; it needs ``valgrind`` on the PATH.
 """
@@ -29,8 +30,9 @@ RECORDS = 4_000
 _COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
 
 
-def workload_passes(passes: int) -> None:
-    """Build the engine and workload, warm every cache once, then run ``passes`` passes."""
+def workload_passes(passes: int, cold: bool = False) -> None:
+    """Build the engine and workload, warm every cache once (unless ``cold``), then run
+    ``passes`` passes."""
     from pipeline.core.consent import ConsentTable
     from pipeline.core.engine import Engine
     from pipeline.core.keys import Keyring, Pseudonymizer
@@ -52,8 +54,9 @@ def workload_passes(passes: int) -> None:
         keyring = Keyring.init(Path(folder) / "bench.keyring.json")
     engine = Engine.build(Policy.load(), Pseudonymizer(keyring))
     process, lookup = engine.process, consent.get
-    for raw in inputs:
-        process(raw, lookup, index)
+    if not cold:
+        for raw in inputs:
+            process(raw, lookup, index)
     gc.collect()
     gc.freeze()
     gc.disable()  # a collection would land in one run and not the other
@@ -62,7 +65,7 @@ def workload_passes(passes: int) -> None:
             process(raw, lookup, index)
 
 
-def count(valgrind: str, passes: int) -> int:
+def count(valgrind: str, passes: int, cold: bool) -> int:
     """Instructions of a whole child process running ``passes`` passes."""
     result = subprocess.run(  # noqa: S603 - fixed argv
         [
@@ -74,6 +77,7 @@ def count(valgrind: str, passes: int) -> int:
             "benchmarks.instructions",
             "--child",
             str(passes),
+            *(["--cold"] if cold else []),
         ],
         capture_output=True,
         text=True,
@@ -91,19 +95,30 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m benchmarks.instructions", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--passes", type=int, default=2, help="timed passes (2)")
+    parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="one pass with empty caches, as a fresh worker meets its subscribers "
+        "(default: warm caches, as the core benchmark)",
+    )
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child is not None:
-        workload_passes(args.child)
+        workload_passes(args.child, args.cold)
         return 0
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         print("valgrind is not installed (Debian: apt install valgrind)", file=sys.stderr)
         return 2
-    print(f"counting under callgrind: {RECORDS:,} records x {args.passes} passes ...")
-    base, loaded = count(valgrind, 0), count(valgrind, args.passes)
-    per_record = (loaded - base) / (RECORDS * args.passes)
-    print(f"engine: {per_record:,.0f} instructions per record (default policy, standard workload)")
+    passes = 1 if args.cold else args.passes
+    caches = "empty" if args.cold else "warm"
+    print(f"counting under callgrind: {RECORDS:,} records x {passes} passes, {caches} caches")
+    base, loaded = count(valgrind, 0, args.cold), count(valgrind, passes, args.cold)
+    per_record = (loaded - base) / (RECORDS * passes)
+    print(
+        f"engine: {per_record:,.0f} instructions per record "
+        f"(default policy, standard workload, {caches} caches)"
+    )
     return 0
 
 
