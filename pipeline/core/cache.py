@@ -9,9 +9,12 @@ the last two generations survives, at the price of one dict lookup on a miss.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Final, Generic, TypeVar, cast
 
 V = TypeVar("V")
+
+#: What a generation returns for a key it does not hold (values may be ``None``).
+_MISSING: Final = object()
 
 
 class TwoGenerationCache(Generic[V]):
@@ -29,15 +32,14 @@ class TwoGenerationCache(Generic[V]):
 
     def __call__(self, key: str) -> V:
         """The memoized value for ``key``."""
+        # .get with a sentinel, not try/except KeyError: misses are common (every new
+        # subscriber), and a raised KeyError costs more than the lookup.
         young = self.young
-        try:
-            return young[key]
-        except KeyError:
-            pass
-        try:
-            value = self._old[key]
-        except KeyError:
-            value = self._compute(key)
+        found = young.get(key, _MISSING)
+        if found is not _MISSING:
+            return cast(V, found)
+        found = self._old.get(key, _MISSING)
+        value = self._compute(key) if found is _MISSING else cast(V, found)
         if len(young) >= self._limit:
             self._old = young.copy()
             young.clear()

@@ -35,6 +35,7 @@ FORMAT: Final = "cdrveil-keyring/1"
 MIN_SECRET_BYTES: Final = 32
 NEW_SECRET_BYTES: Final = 32
 PSEUDONYM_BYTES: Final = 16
+_URLSAFE: Final = bytes.maketrans(b"+/", b"-_")
 HKDF_SALT: Final = b"cdrveil/pseudonym/v1"
 KEY_ID_PATTERN: Final = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 ID_TYPES: Final = ("msisdn", "imsi", "imei")
@@ -266,7 +267,9 @@ class PurposePseudonymizer:
         mac = self._mac.copy()
         mac.update(value.encode())
         digest = mac.finalize()[:PSEUDONYM_BYTES]
-        return self._prefix + base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+        # base64url without padding, as urlsafe_b64encode(...).rstrip(b"=") gives, in C.
+        encoded = binascii.b2a_base64(digest, newline=False).translate(_URLSAFE)
+        return self._prefix + encoded.rstrip(b"=").decode("ascii")
 
     def __call__(self, value: str) -> str:
         """The pseudonym of a normalized identifier."""
