@@ -21,6 +21,7 @@ import platform
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,19 @@ from pipeline.synth import Workload, consent_states, records, warrants
 TARGET_RECORDS_PER_SECOND = 100_000
 
 
-def run(count: int, subscribers: int, seed: int = 1, repeat: int = 3) -> dict[str, Any]:
-    """Run the core benchmark and return its figures (best of ``repeat`` passes)."""
+@dataclass(frozen=True)
+class CoreSetup:
+    """The engine, its tables and the pre-generated input messages of the standard workload."""
+
+    engine: Engine
+    consent: ConsentTable
+    warrants: WarrantIndex
+    inputs: list[bytes]
+
+
+def setup(count: int, subscribers: int, seed: int = 1) -> CoreSetup:
+    """Build what the timed loop needs: consent for every subscriber, the two warrants, a
+    fresh keyring, the default policy and ``count`` records (generated before any timing)."""
     workload = Workload(subscribers=subscribers, seed=seed)
     normalizer = MsisdnNormalizer(workload.country_code)
     consent = ConsentTable(normalizer)
@@ -52,7 +64,14 @@ def run(count: int, subscribers: int, seed: int = 1, repeat: int = 3) -> dict[st
     with tempfile.TemporaryDirectory() as folder:
         keyring = Keyring.init(Path(folder) / "bench.keyring.json")
     engine = Engine.build(Policy.load(), Pseudonymizer(keyring))
-    process, lookup = engine.process, consent.get
+    return CoreSetup(engine, consent, index, inputs)
+
+
+def run(count: int, subscribers: int, seed: int = 1, repeat: int = 3) -> dict[str, Any]:
+    """Run the core benchmark and return its figures (best of ``repeat`` passes)."""
+    core = setup(count, subscribers, seed)
+    inputs, index = core.inputs, core.warrants
+    process, lookup = core.engine.process, core.consent.get
     # The worker freezes long-lived tables out of the collector's way; so do we.
     gc.collect()
     gc.freeze()
@@ -74,7 +93,7 @@ def run(count: int, subscribers: int, seed: int = 1, repeat: int = 3) -> dict[st
         "benchmark": "core",
         "records": count,
         "subscribers": subscribers,
-        "consentStates": len(consent),
+        "consentStates": len(core.consent),
         "warrants": len(index),
         "rejected": rejected,
         "recordsPerSecond": round(rate),

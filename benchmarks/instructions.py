@@ -22,8 +22,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
 SUBSCRIBERS = 10_000
 RECORDS = 4_000
@@ -33,27 +31,11 @@ _COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
 def workload_passes(passes: int, cold: bool = False) -> None:
     """Build the engine and workload, warm every cache once (unless ``cold``), then run
     ``passes`` passes."""
-    from pipeline.core.consent import ConsentTable
-    from pipeline.core.engine import Engine
-    from pipeline.core.keys import Keyring, Pseudonymizer
-    from pipeline.core.normalize import MsisdnNormalizer
-    from pipeline.core.policy import Policy
-    from pipeline.core.warrants import WarrantIndex
-    from pipeline.synth import Workload, consent_states, records, warrants
+    from benchmarks.core import setup
 
-    workload = Workload(subscribers=SUBSCRIBERS, seed=1)
-    normalizer = MsisdnNormalizer(workload.country_code)
-    consent = ConsentTable(normalizer)
-    for key, value in consent_states(workload):
-        consent.apply(key, value)
-    index = WarrantIndex(normalizer)
-    for warrant in warrants(workload):
-        index.apply(warrant.key, warrant.value)
-    inputs = [message.value for message in records(workload, RECORDS)]
-    with tempfile.TemporaryDirectory() as folder:
-        keyring = Keyring.init(Path(folder) / "bench.keyring.json")
-    engine = Engine.build(Policy.load(), Pseudonymizer(keyring))
-    process, lookup = engine.process, consent.get
+    core = setup(RECORDS, SUBSCRIBERS)
+    inputs, index = core.inputs, core.warrants
+    process, lookup = core.engine.process, core.consent.get
     if not cold:
         for raw in inputs:
             process(raw, lookup, index)
