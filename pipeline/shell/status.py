@@ -60,21 +60,23 @@ class WorkerStatus:
         self._set_reachable(False)
 
     def _set_reachable(self, reachable: bool) -> None:
-        if reachable != self.kafka_reachable:
-            was = self.ready
-            self.kafka_reachable = reachable
-            if self.ready != was:
-                self._metrics.set_ready(self.ready)
+        was = self.ready
+        self.kafka_reachable = reachable
+        self._publish(was)
 
     def tables_recovered(self) -> None:
         """Both tables have caught up with their topics."""
+        was = self.ready
         self.tables_ready = True
-        self._metrics.set_ready(self.ready)
+        self._publish(was)
 
     def assigned(self, partitions: int) -> None:
         """This worker now holds ``partitions`` input partitions (0 when it stops)."""
-        if partitions != self.partitions:
-            was = self.ready
-            self.partitions = partitions
-            if self.ready != was:
-                self._metrics.set_ready(self.ready)
+        was = self.ready
+        self.partitions = partitions
+        self._publish(was)
+
+    def _publish(self, was: bool) -> None:
+        """Set ``cdrveil_ready`` if readiness changed from ``was``."""
+        if self.ready != was:
+            self._metrics.set_ready(self.ready)
