@@ -16,7 +16,6 @@ import signal
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from pipeline.shell.broker import EmbeddedBroker
 from soak.canary import CanaryConfig, CanaryReport, run_canary
 from soak.crash import CrashConfig, CrashReport, run_crash
 from soak.faults import FaultConfig, run_dead_letter_refused, run_frozen, run_gone
+from soak.harness import isolated_settings
 from soak.poison import PoisonConfig, run_poison
 from soak.withdrawal import WithdrawalConfig, run_withdrawal
 
@@ -43,16 +43,7 @@ def section(title: str) -> None:
 
 def settings_for(broker: EmbeddedBroker) -> Settings:
     """Unique topics and group on ``broker``; fast group joins."""
-    unique = uuid.uuid4().hex[:8]
-    return Settings.from_env(
-        {},
-        bootstrap_servers=broker.bootstrap_servers,
-        topic_prefix=f"soak{unique}.",
-        group_id=f"soak{unique}",
-        partitions=4,
-        session_timeout_ms=2000,
-        web_port=0,
-    )
+    return isolated_settings(broker.bootstrap_servers, "soak")
 
 
 Scenario = Callable[[Settings, Path], Awaitable[tuple[str, bool]]]

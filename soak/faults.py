@@ -55,6 +55,7 @@ from soak.harness import (
     committed_total,
     compare,
     create_all_topics,
+    isolated_settings,
     output_topics,
     publish,
     quiet,
@@ -387,17 +388,7 @@ async def run_gone(
 
 
 def _settings(bootstrap: str) -> Settings:
-    suffix = os.urandom(4).hex()
-    return Settings.from_env(
-        {},
-        bootstrap_servers=bootstrap,
-        topic_prefix=f"f{suffix}.",
-        group_id=f"g{suffix}",
-        partitions=4,
-        session_timeout_ms=2000,
-        stop_timeout_ms=2000,
-        web_port=0,
-    )
+    return isolated_settings(bootstrap, "f", stop_timeout_ms=2000)
 
 
 # -- a dead-letter write refused by the broker ---------------------------------------------

@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -64,6 +65,21 @@ def quiet(_text: str) -> None:
 
 
 # -- worker processes ---------------------------------------------------------------------
+
+
+def isolated_settings(bootstrap_servers: str, tag: str, **changes: Any) -> Settings:
+    """Settings of one run on a test broker: topics and group of its own (``tag`` plus a
+    random suffix), 4 partitions, a 2 s session timeout (the embedded broker makes a joining
+    member wait half of it) and no web port unless ``changes`` say otherwise."""
+    unique = f"{tag}{uuid.uuid4().hex[:10]}"
+    values: dict[str, Any] = {
+        "topic_prefix": f"{unique}.",
+        "group_id": unique,
+        "partitions": 4,
+        "session_timeout_ms": 2000,
+        "web_port": 0,
+    }
+    return Settings.from_env({}, bootstrap_servers=bootstrap_servers, **(values | changes))
 
 
 def worker_env(settings: Settings, keyring: Path | None, **extra: str) -> dict[str, str]:

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from pipeline.shell.broker import EmbeddedBroker
 from pipeline.shell.messages import header as header  # re-exported to the tests
 from pipeline.shell.offsets import log_end_offsets
 from pipeline.shell.topics import create_topics
+from soak.harness import isolated_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 PURPOSES = ("marketing", "fraud_prevention")
@@ -40,17 +40,7 @@ def broker() -> Iterator[EmbeddedBroker]:
 @pytest.fixture
 def settings(broker: EmbeddedBroker) -> Settings:
     """Settings with a topic prefix and group of this test only."""
-    unique = uuid.uuid4().hex[:10]
-    return Settings.from_env(
-        {},
-        bootstrap_servers=broker.bootstrap_servers,
-        topic_prefix=f"t{unique}.",
-        group_id=f"g{unique}",
-        partitions=4,
-        # The embedded broker makes a joining member wait half of this.
-        session_timeout_ms=2000,
-        web_port=0,
-    )
+    return isolated_settings(broker.bootstrap_servers, "t")
 
 
 @pytest.fixture
