@@ -282,7 +282,7 @@ async def bulk_produce(
             part = list(islice(iterator, chunk))
             if not part:
                 break
-            batch = OutputBatch(partitioner)
+            batch = OutputBatch(partitioner, producer)
             for topic, key, value, headers in part:
                 batch.add(topic, key, value, headers)
             in_flight.append(await batch.send(producer))

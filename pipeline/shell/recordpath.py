@@ -377,7 +377,7 @@ class RecordPath(Service):
         self, batch: dict[TopicPartition, list[Any]], started: float
     ) -> tuple[_Work, OutputBatch]:
         """Run the engine over a batch (CPU only, no awaits)."""
-        outputs = OutputBatch(self._partitioner)
+        outputs = OutputBatch(self._partitioner, self._producer)
         add = outputs.add
         process = self.engine.process
         consent, warrants = self.consent, self.warrants
@@ -432,7 +432,7 @@ class RecordPath(Service):
                 route = self._routes[send.topic] = route_of_topic(
                     send.topic.removeprefix(self.names.prefix)
                 )
-            routes[route] = routes.get(route, 0) + len(send.messages)
+            routes[route] = routes.get(route, 0) + send.count
         try:
             self.metrics.record_batch(
                 work.topics,

@@ -50,7 +50,7 @@ async def produce_many(
     producer: AIOKafkaProducer, topic: str, messages: list[tuple[bytes | None, bytes | None]]
 ) -> None:
     """Bulk-produce with whole record batches (per-message sends are slow for 100k)."""
-    batch = OutputBatch(Partitioner())
+    batch = OutputBatch(Partitioner(), producer)
     for key, value in messages:
         batch.add(topic, key, value, [])
     await await_delivery(producer, await batch.send(producer))
