@@ -27,7 +27,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from pipeline.core.policy import Policy
 from pipeline.settings import Settings
 from pipeline.shell import clients
-from pipeline.shell.broker import _die_with_parent, stop_process
+from pipeline.shell.broker import die_with_parent, stop_process
 from pipeline.shell.produce import OutputBatch, Partitioner, await_delivery
 from pipeline.shell.recordpath import MAX_IN_FLIGHT
 from pipeline.shell.topics import TopicNames, create_topics
@@ -91,7 +91,7 @@ class Fleet:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                preexec_fn=die_with_parent if sys.platform == "linux" else None,
             )
         child = Child(name, process, log_path, web_port)
         self.children.append(child)

@@ -100,9 +100,12 @@ def _read_exactly(sock: socket.socket, n: int) -> bytes:
     return data
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    # Linux: the broker gets SIGKILL when the thread that started it ends, even when the
-    # process is killed with SIGKILL, so a crashed test run or demo leaves no broker behind.
+def die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """``preexec_fn`` for a child that must not outlive its parent (Linux only).
+
+    The child gets SIGKILL when the thread that started it ends, even when the parent is
+    killed with SIGKILL, so a crashed test run, demo or benchmark leaves nothing behind.
+    """
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
@@ -137,7 +140,7 @@ class EmbeddedBroker:
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            preexec_fn=die_with_parent if sys.platform == "linux" else None,
         )
         deadline = time.monotonic() + timeout
         while not kafka_answers(self.host, self.port, timeout=0.5):
@@ -227,7 +230,7 @@ def run_broker(port: int = 9092, host: str = LOOPBACK) -> int:
             # Its own process group: a Ctrl-C in the terminal reaches only us, and we stop
             # the broker in order (a SIGINT it got directly could race our SIGTERM).
             process_group=0,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            preexec_fn=die_with_parent if sys.platform == "linux" else None,
         )
         try:
             log.info("embedded broker on %s:%d (pid %d); Ctrl-C stops it", host, port, process.pid)
