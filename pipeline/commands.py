@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -149,7 +151,25 @@ def _ingest(args: argparse.Namespace) -> int:
     return code
 
 
+def _stop_during_start_up(signum: int, frame: object) -> None:
+    """SIGTERM or SIGINT while the worker is still importing and building its app.
+
+    Nothing has connected or consumed yet, so the stop is clean: exit 0 at once. (Without
+    this, a signal in the first half second, before faust installs its own handlers, killed
+    the process with status -15.)
+    """
+    name = signal.Signals(signum).name
+    print(
+        f"cdrveil worker: stopped by {name} during start-up; nothing was consumed",
+        file=sys.stderr,
+    )
+    raise SystemExit(0)
+
+
 def _worker(args: argparse.Namespace) -> int:
+    # faust replaces these handlers with its own when the worker starts.
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, _stop_during_start_up)
     from pipeline.factory import build_engine
     from pipeline.shell.worker import run_worker
 
@@ -237,7 +257,8 @@ def add_commands(commands: Subparsers) -> None:
         "by every worker, rebuilt from the compacted topics at start), apply the policy and "
         "produce the lawful-intercept, billing, analytics and dead-letter outputs. An input "
         "offset is committed only after all its outputs are acknowledged. SIGTERM or Ctrl-C "
-        "finishes the batch in flight, commits and exits 0; if Kafka does not acknowledge it "
+        "finishes the batch in flight, commits and exits 0 (during start-up: exits 0 at once); "
+        "if Kafka does not acknowledge it "
         "within CDRVEIL_STOP_TIMEOUT_MS (15000), the worker stops without committing it and "
         "exits 1. While Kafka does not answer, /readyz says 503. Any number of workers "
         "share the inputs through one consumer group.",
