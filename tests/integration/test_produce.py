@@ -35,6 +35,16 @@ async def _topic(settings: Settings) -> str:
     return TopicNames(settings.topic_prefix)(BILLING)
 
 
+async def _batch_for(
+    settings: Settings, producer: AIOKafkaProducer
+) -> tuple[str, Partitioner, OutputBatch]:
+    """A fresh topic, a partitioner that knows its partition count, and an empty batch."""
+    topic = await _topic(settings)
+    partitioner = Partitioner()
+    await partitioner.learn(producer, topic)
+    return topic, partitioner, OutputBatch(partitioner, producer)
+
+
 def _messages(count: int) -> list[tuple[bytes, bytes, list[tuple[str, bytes]]]]:
     return [
         (f"key-{i}".encode(), f"value-{i}".encode() * 3, [("n", str(i).encode()), ("h", b"x")])
@@ -45,10 +55,7 @@ def _messages(count: int) -> list[tuple[bytes, bytes, list[tuple[str, bytes]]]]:
 async def test_a_resent_partition_arrives_again_whole_and_byte_identical(
     settings: Settings, producer: AIOKafkaProducer
 ) -> None:
-    topic = await _topic(settings)
-    partitioner = Partitioner()
-    await partitioner.learn(producer, topic)
-    batch = OutputBatch(partitioner, producer)
+    topic, partitioner, batch = await _batch_for(settings, producer)
     messages = _messages(200)
     for key, value, headers in messages:
         batch.add(topic, key, value, headers)
@@ -79,10 +86,7 @@ async def test_a_resent_partition_arrives_again_whole_and_byte_identical(
 async def test_full_record_batches_roll_over_in_order(
     settings: Settings, producer: AIOKafkaProducer
 ) -> None:
-    topic = await _topic(settings)
-    partitioner = Partitioner()
-    await partitioner.learn(producer, topic)
-    batch = OutputBatch(partitioner, producer)
+    topic, partitioner, batch = await _batch_for(settings, producer)
     key = b"one-key"  # every message to one partition
     big = b"v" * 200_000  # five or so fill a 1 MiB record batch
     for i in range(12):
