@@ -211,6 +211,28 @@ def test_dates_naive_times_and_iso_variants_are_not_rfc3339(value: str) -> None:
     assert parse_time(value) is None
 
 
+
+def test_a_repeated_timestamp_is_parsed_once_and_gives_the_same_time(decoder: Decoder) -> None:
+    """Timestamps recur across records (a second's string in many); the decoder memoizes
+    the parse, and a cached time is the one parse_time gives."""
+    time = "2026-11-21T06:00:00+01:00"
+    first = decoder(encode(minimal_sms(recordId="a", originationTime=time)))
+    second = decoder(encode(minimal_sms(recordId="b", originationTime=time)))
+    moment = parse_time(time)
+    assert moment is not None
+    assert isinstance(first, CdrRecord) and isinstance(second, CdrRecord)
+    assert first.times == second.times == [moment]
+    assert second.times[0] is first.times[0]  # from the cache, not parsed again
+    assert second.span == (moment.timestamp(), moment.timestamp())
+
+
+def test_a_bad_timestamp_is_rejected_every_time_it_comes(decoder: Decoder) -> None:
+    """The memo holds the failed parse too, and still rejects it."""
+    for record_id in ("a", "b", "c"):
+        result = decoder(encode(minimal_sms(recordId=record_id, originationTime="2026-11-21")))
+        assert isinstance(result, Rejection)
+        assert result.code == "bad_timestamp"
+
 # --- messages never carry the offending value -----------------------------------------------
 
 IDENTIFIER_CASES = [
