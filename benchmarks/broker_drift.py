@@ -22,21 +22,15 @@ import asyncio
 import contextlib
 import sys
 import time
-from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from benchmarks.harness import proc_stats
 from pipeline.settings import Settings
 from pipeline.shell.broker import EmbeddedBroker
 from pipeline.shell.topics import BILLING, TopicNames, create_topics
 
 REPORT_EVERY_S = 10
-
-
-def cpu_ticks(pid: int) -> int:
-    """User plus system clock ticks (1/100 s) the process has used."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
 
 
 async def _tail(consumer: AIOKafkaConsumer) -> None:
@@ -69,7 +63,7 @@ async def run(rate: int, batch: int, seconds: int, tail: bool) -> None:
             tailing = asyncio.create_task(_tail(consumer))
         value = b"x" * 350
         stored = 0
-        started, last = time.monotonic(), cpu_ticks(broker.pid)
+        started, last = time.monotonic(), proc_stats(broker.pid).cpu_seconds
         try:
             for second in range(1, seconds + 1):
                 futures = []
@@ -87,8 +81,8 @@ async def run(rate: int, batch: int, seconds: int, tail: bool) -> None:
                 if ahead > 0:
                     await asyncio.sleep(ahead)
                 if second % REPORT_EVERY_S == 0:
-                    now = cpu_ticks(broker.pid)
-                    share = (now - last) / REPORT_EVERY_S  # ticks are 1/100 s
+                    now = proc_stats(broker.pid).cpu_seconds
+                    share = 100 * (now - last) / REPORT_EVERY_S
                     print(f"t={second:3d}s stored={stored:,} broker {share:.0f}% of a core")
                     last = now
         finally:
