@@ -31,9 +31,9 @@ from benchmarks.harness import (
     wait_until_ready,
 )
 from benchmarks.readback import Latency, latency
-from pipeline.generate import producer as input_producer
 from pipeline.settings import Settings
 from pipeline.shell.broker import free_port
+from pipeline.shell.clients import publisher as input_producer
 from pipeline.shell.offsets import log_end_offsets, wait_until_committed
 from pipeline.shell.topics import TopicNames
 from pipeline.synth import Workload, consent_states, records, warrants

@@ -156,6 +156,6 @@ def run(config: Config, json_path: Path, argv: list[str]) -> int:
 
 
 def command(args: argparse.Namespace) -> int:
-    """``cdrveil bench``: the flags are defined with the other commands (pipeline/commands.py)."""
+    """``cdrveil bench``: its flags are defined with the other commands (cli/commands.py)."""
     config, json_path = config_from(args)
     return run(config, json_path, ["cdrveil", *sys.argv[1:]])

@@ -22,13 +22,13 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
 
 from pipeline.errors import BrokerError, ConfigError
-from pipeline.generate import producer as make_producer
 from pipeline.ingest.decoding import DecoderPool
 from pipeline.ingest.publish import DEFAULT_WINDOW, Checkpoint, FileIngester, decoder_settings
 from pipeline.ingest.report import FileOutcome, FileResult, IngestReport
 from pipeline.ingest.selection import SettleTracker, is_candidate, move_to_done
 from pipeline.ingest.state import remove_state
 from pipeline.settings import Settings
+from pipeline.shell.clients import publisher as make_producer
 
 __all__ = [
     "DEFAULT_JOBS",

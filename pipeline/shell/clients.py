@@ -173,6 +173,17 @@ def producer(settings: Settings, transactional_id: str | None = None) -> AIOKafk
     )
 
 
+def publisher(settings: Settings, client_id: str = "cdrveil-generate") -> AIOKafkaProducer:
+    """A producer of inputs (generate, ingest, replay): acks=all, batched writes."""
+    return AIOKafkaProducer(
+        **settings.kafka_client_kwargs(client_id),
+        acks="all",
+        linger_ms=settings.linger_ms,
+        max_batch_size=1 << 18,
+        max_request_size=max(1 << 20, settings.max_record_bytes * 4),
+    )
+
+
 async def leave_group(consumer: AIOKafkaConsumer) -> None:
     """Leave the group now, so the partitions move to another worker without waiting.
 

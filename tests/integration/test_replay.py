@@ -15,11 +15,11 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from pipeline.ingest.publish import file_dead_letter_headers
-from pipeline.replay import REPLAYED_FROM
 from pipeline.settings import Settings
 from pipeline.shell.offsets import log_end_offsets, wait_until_committed
 from pipeline.shell.topics import TopicNames
 from pipeline.synth import Workload, records
+from pipeline.tools.replay import REPLAYED_FROM
 
 from .conftest import ROOT, header, produce, read_all, settings_env
 from .test_pipeline import all_topics, output_topics, wait_ready

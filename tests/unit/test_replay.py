@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from pipeline.errors import ConfigError
-from pipeline.replay import (
+from pipeline.tools.replay import (
     FROM_FILE,
     NO_SOURCE,
     NOT_AN_INPUT,

@@ -12,9 +12,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 
 from pipeline.errors import ConfigError
-from pipeline.generate import producer as generate_producer
 from pipeline.settings import Settings
 from pipeline.shell import clients
+from pipeline.shell.clients import publisher as generate_producer
 from soak.tlsfake import Pki, make_pki
 
 PASSWORD = "pa55-w0rd-for-the-test"  # noqa: S105 - the test's own, to follow it

@@ -30,13 +30,13 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from pipeline.core.keys import Keyring
 from pipeline.core.policy import Policy
 from pipeline.errors import BrokerError, CdrveilError
-from pipeline.generate import publish
 from pipeline.settings import Settings
 from pipeline.shell.broker import EmbeddedBroker, free_port
 from pipeline.shell.messages import header_text
 from pipeline.shell.offsets import log_end_offsets, wait_until_committed
 from pipeline.shell.topics import TopicNames, create_topics
 from pipeline.synth import Workload
+from pipeline.tools.generate import publish
 
 PSEUDONYM = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}:[A-Za-z0-9_-]{22}$")
 IDENTIFIER_FIELDS = (

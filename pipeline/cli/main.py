@@ -87,7 +87,7 @@ def _explain(args: argparse.Namespace) -> int:
     from pipeline.core.normalize import MsisdnNormalizer
     from pipeline.core.policy import Policy
     from pipeline.core.warrants import WarrantIndex
-    from pipeline.explain import explain, load_consent, load_warrants, render
+    from pipeline.reports.explain import explain, load_consent, load_warrants, render
 
     policy = Policy.load(args.policy)
     show_values = args.keyring is not None
@@ -132,7 +132,7 @@ def _bytes(value: object) -> str:
 
 def _ropa(args: argparse.Namespace) -> int:
     from pipeline.core.policy import Policy
-    from pipeline.ropa import ropa_document, ropa_markdown
+    from pipeline.reports.ropa import ropa_document, ropa_markdown
 
     policy = Policy.load(args.policy)
     if args.json:
@@ -242,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_shell_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Commands that talk to Kafka; their modules load only when they run."""
-    from pipeline.commands import add_commands
+    from pipeline.cli.commands import add_commands
 
     add_commands(commands)
 

@@ -34,9 +34,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaConnectionError
 
 from pipeline.errors import BrokerError, ConfigError
-from pipeline.generate import producer as make_producer
 from pipeline.progress import Progress
 from pipeline.settings import Settings
+from pipeline.shell.clients import publisher as make_producer
 from pipeline.shell.offsets import log_end_offsets, partitions_of
 from pipeline.shell.produce import OutputBatch, Partitioner, await_delivery
 from pipeline.shell.topics import TopicNames

@@ -12,10 +12,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aiokafka import AIOKafkaProducer
-
 from pipeline.progress import Progress
 from pipeline.settings import Settings
+from pipeline.shell.clients import publisher as producer
 from pipeline.shell.topics import TopicNames
 from pipeline.synth import Workload, consent_states, records, warrants, write_jsonl
 
@@ -46,17 +45,6 @@ class GenerateReport:
             bad = ", ".join(f"{code} {n}" for code, n in sorted(self.malformed.items()))
             lines.append(f"malformed on purpose: {sum(self.malformed.values()):,} ({bad})")
         return "\n".join(lines)
-
-
-def producer(settings: Settings, client_id: str = "cdrveil-generate") -> AIOKafkaProducer:
-    """A producer that waits for every in-sync replica (``acks=all``) and batches writes."""
-    return AIOKafkaProducer(
-        **settings.kafka_client_kwargs(client_id),
-        acks="all",
-        linger_ms=settings.linger_ms,
-        max_batch_size=1 << 18,
-        max_request_size=max(1 << 20, settings.max_record_bytes * 4),
-    )
 
 
 async def publish(

@@ -83,8 +83,8 @@ def _topics(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from pipeline.generate import publish, write_file
     from pipeline.synth import Workload
+    from pipeline.tools.generate import publish, write_file
 
     try:
         workload = Workload(
@@ -186,7 +186,7 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from pipeline.demo import DemoConfig, main
+    from pipeline.tools.demo import DemoConfig, main
 
     return main(
         DemoConfig(
@@ -198,7 +198,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from pipeline.replay import Selection, parse_offsets, parse_since, replay, stop_on_signals
+    from pipeline.tools.replay import Selection, parse_offsets, parse_since, replay, stop_on_signals
 
     if args.limit is not None and args.limit < 0:
         raise ConfigError("--limit must be >= 0")
