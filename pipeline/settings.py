@@ -10,14 +10,16 @@ failing later. Secrets have no default and never appear in ``repr``, ``str`` or 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import re
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Final
 
+from pipeline import defaults
 from pipeline.errors import ConfigError
 
 ENV_PREFIX: Final = "CDRVEIL_"
@@ -79,11 +81,11 @@ class Settings:
     partitions: int = 8
     replication_factor: int = 1
     #: MCC-MNC codes of the home network(s); records elsewhere count as roaming.
-    home_networks: tuple[str, ...] = ("24001",)
-    country_code: str = "46"
-    trunk_prefix: str = "0"
+    home_networks: tuple[str, ...] = defaults.HOME_NETWORKS
+    country_code: str = defaults.COUNTRY_CODE
+    trunk_prefix: str = defaults.TRUNK_PREFIX
     #: Larger input messages are dead-lettered as ``oversize``.
-    max_record_bytes: int = 65536
+    max_record_bytes: int = defaults.MAX_RECORD_BYTES
     #: Consumer group of the workers.
     group_id: str = "cdrveil"
     security_protocol: str = "PLAINTEXT"
@@ -121,32 +123,48 @@ class Settings:
             check(self)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    def from_env(
+        cls,
+        env: Mapping[str, str] | None = None,
+        *,
+        flag_names: Mapping[str, str] | None = None,
+        **overrides: Any,
+    ) -> Settings:
         """Read ``CDRVEIL_*`` variables from ``env`` (default ``os.environ``), then apply
-        ``overrides`` (command-line flags; a ``None`` value means "flag not given")."""
+        ``overrides`` (command-line flags; a ``None`` value means "flag not given").
+
+        ``flag_names`` maps a setting to its flag (``keyring_path``: ``--keyring``), so a
+        refusal names what the user typed."""
         environ = os.environ if env is None else env
         known = {f.name: f for f in fields(cls)}
         values: dict[str, Any] = {}
+        given: dict[str, str] = {}  # setting -> the variable or flag that gave it
         for name, raw in environ.items():
             if not name.startswith(ENV_PREFIX):
                 continue
             key = name[len(ENV_PREFIX) :].lower()
             if key not in known:
                 # A misspelt security setting silently ignored is worse than a refusal.
-                raise ConfigError(
-                    f"unknown setting {name}; known: "
-                    + ", ".join(ENV_PREFIX + k.upper() for k in sorted(known))
-                )
+                raise ConfigError(unknown_variable(name, known))
             values[key] = _parse(key, raw, f"environment variable {name}")
+            given[key] = name
         for key, value in overrides.items():
             if key not in known:
                 raise ConfigError(f"unknown setting {key!r}")
             if value is None:
                 continue
             if isinstance(value, str):
-                value = _parse(key, value, f"option {key}")
+                value = _parse(key, value, (flag_names or {}).get(key, f"option {key}"))
             values[key] = _coerce(key, value)
-        return cls(**values)
+            given[key] = (flag_names or {}).get(key, "--" + key.replace("_", "-"))
+        try:
+            return cls(**values)
+        except ConfigError as exc:
+            # Say where the wrong value came from (never the value: it may be a secret).
+            name = str(exc).split(" ", 1)[0]
+            if name in given:
+                raise ConfigError(f"{given[name]}: {exc}") from None
+            raise
 
     def to_env(self) -> dict[str, str]:
         """The ``CDRVEIL_*`` variables that give a child process these settings.
@@ -174,14 +192,17 @@ class Settings:
 
     def require_keyring(self) -> Path:
         """The keyring path, or a :class:`ConfigError` that says how to create one."""
-        hint = (
-            "create one with `cdrveil keys init` and point CDRVEIL_KEYRING_PATH "
-            "(or --keyring) at it"
-        )
         if self.keyring_path is None:
-            raise ConfigError(f"no keyring configured: {hint}")
+            path = "./cdrveil.keyring.json"
+            raise ConfigError(
+                f"no keyring configured: create one with `cdrveil keys init --keyring {path}`, "
+                f"then pass --keyring {path} (or set CDRVEIL_KEYRING_PATH={path})"
+            )
         if not self.keyring_path.is_file():
-            raise ConfigError(f"keyring {self.keyring_path} does not exist: {hint}")
+            raise ConfigError(
+                f"keyring {self.keyring_path} does not exist: create it with "
+                f"`cdrveil keys init --keyring {self.keyring_path}`"
+            )
         return self.keyring_path
 
     @property
@@ -222,6 +243,32 @@ class Settings:
                 None if self.ssl_keyfile is None else str(self.ssl_keyfile),
             )
         return context
+
+
+def variable(name: str) -> str:
+    """The environment variable of the setting ``name`` (``web_port``: ``CDRVEIL_WEB_PORT``)."""
+    return ENV_PREFIX + name.upper()
+
+
+def default_text(name: str) -> str:
+    """The default of the setting ``name`` as a person reads it (for ``--help`` and README)."""
+    value = _FIELDS[name].default
+    if name == "policy_path":
+        return "the packaged default policy"
+    if value is None:
+        return "none"
+    if isinstance(value, tuple):
+        return ",".join(value)
+    return str(value) if value != "" else "empty"
+
+
+def unknown_variable(name: str, known: Iterable[str]) -> str:
+    """The refusal of an unknown ``CDRVEIL_*`` variable, with the nearest known one if close."""
+    names = sorted(variable(k) for k in known)
+    close = difflib.get_close_matches(name.upper(), names, n=1, cutoff=0.8)
+    if close:
+        return f"unknown setting {name}: did you mean {close[0]}?"
+    return f"unknown setting {name}; known: {', '.join(names)}"
 
 
 # -- parsing --------------------------------------------------------------------------------
@@ -437,3 +484,5 @@ _CHECKS: Final[tuple[Callable[[Settings], None], ...]] = (
     _int_in("web_port", 0, 65_535),
     _check_paths,
 )
+
+_FIELDS: Final = {f.name: f for f in fields(Settings)}

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, NamedTuple
 
+from pipeline import defaults
 from pipeline.ber.errors import (
     BAD_IMEI,
     BAD_IMSI,
@@ -60,8 +61,8 @@ RawLocation = tuple[bytes, bytes, bytes | None]
 class DecodeOptions:
     """Numbering settings and the serving network to assume (see ``BerRecordDecoder``)."""
 
-    trunk_prefix: str = "0"
-    country_code: str = "46"
+    trunk_prefix: str = defaults.TRUNK_PREFIX
+    country_code: str = defaults.COUNTRY_CODE
     default_mcc_mnc: str | None = None
 
 

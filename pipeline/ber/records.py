@@ -25,6 +25,7 @@ import hashlib
 from pathlib import PurePath
 from typing import Final, Literal
 
+from pipeline import defaults
 from pipeline.ber.errors import BAD_VALUE, MISSING_FIELD, CdrRejection
 from pipeline.ber.fast import decode_fast
 from pipeline.ber.fields import CONVERTERS, DecodeOptions, RawRecord
@@ -62,8 +63,8 @@ class BerRecordDecoder:
     def __init__(
         self,
         *,
-        trunk_prefix: str = "0",
-        country_code: str = "46",
+        trunk_prefix: str = defaults.TRUNK_PREFIX,
+        country_code: str = defaults.COUNTRY_CODE,
         default_mcc_mnc: str | None = None,
         engine: Engine = "fast",
     ) -> None:

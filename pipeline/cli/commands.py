@@ -14,42 +14,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline.cli.options import NUMBERING, add_connection_flags, add_setting_flags
 from pipeline.errors import ConfigError
 
 if TYPE_CHECKING:
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
-
-
-def _connection_args(parser: argparse.ArgumentParser) -> None:
-    """Flags every Kafka command shares; each also reads its CDRVEIL_* variable."""
-    group = parser.add_argument_group(
-        "Kafka connection (flags override CDRVEIL_* environment variables)"
-    )
-    group.add_argument(
-        "--bootstrap-servers",
-        metavar="HOST:PORT[,...]",
-        help="Kafka brokers (env CDRVEIL_BOOTSTRAP_SERVERS, default 127.0.0.1:9092)",
-    )
-    group.add_argument(
-        "--topic-prefix", help="prefix of every topic name (env CDRVEIL_TOPIC_PREFIX)"
-    )
-    group.add_argument(
-        "--security-protocol",
-        choices=("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"),
-        help="env CDRVEIL_SECURITY_PROTOCOL; SASL user, password and TLS files come from "
-        "CDRVEIL_SASL_* and CDRVEIL_SSL_* variables (never from flags, which ps shows)",
-    )
-
-
-def _settings(args: argparse.Namespace, **extra: Any) -> Any:
-    from pipeline.settings import Settings
-
-    return Settings.from_env(
-        bootstrap_servers=args.bootstrap_servers,
-        topic_prefix=args.topic_prefix,
-        security_protocol=args.security_protocol,
-        **extra,
-    )
 
 
 def _broker(args: argparse.Namespace) -> int:
@@ -69,7 +38,7 @@ def _topics(args: argparse.Namespace) -> int:
     from pipeline.core.policy import Policy
     from pipeline.shell.topics import create_topics
 
-    settings = _settings(args, partitions=args.partitions, policy_path=args.policy)
+    settings = args.settings
     policy = Policy.load(settings.policy_path)
     report = asyncio.run(
         create_topics(settings, policy.analytics_purposes, policy.retention_ms_by_topic())
@@ -96,7 +65,7 @@ def _generate(args: argparse.Namespace) -> int:
         lines = write_file(args.output, workload, args.records)
         print(f"wrote {lines:,} records to {args.output} (JSON lines)")
         return 0
-    settings = _settings(args)
+    settings = args.settings
     report = asyncio.run(
         publish(
             settings,
@@ -126,7 +95,7 @@ def _ingest(args: argparse.Namespace) -> int:
         raise ConfigError("--settle must be >= 0")
     if args.jobs is not None and args.jobs < 0:
         raise ConfigError("--jobs must be >= 0")
-    settings = _settings(args)
+    settings = args.settings
     logging.basicConfig(level=settings.log_level, format="cdrveil: %(levelname)s %(message)s")
     try:
         report = asyncio.run(
@@ -173,14 +142,7 @@ def _worker(args: argparse.Namespace) -> int:
     from pipeline.factory import build_engine
     from pipeline.shell.worker import run_worker
 
-    settings = _settings(
-        args,
-        keyring_path=args.keyring,
-        policy_path=args.policy,
-        group_id=args.group_id,
-        web_port=args.web_port,
-        log_level=args.log_level,
-    )
+    settings = args.settings
     settings.require_keyring()
     run_worker(settings, build_engine)
 
@@ -208,7 +170,7 @@ def _replay(args: argparse.Namespace) -> int:
         since_ms=None if args.since is None else parse_since(args.since),
     )
     start = None if args.offsets is None else parse_offsets(args.offsets)
-    settings = _settings(args)
+    settings = args.settings
     logging.basicConfig(level=settings.log_level, format="cdrveil: %(levelname)s %(message)s")
     if selection.source_topics:
         # Logical names (cdr.voice) are accepted as well as the prefixed ones.
@@ -263,20 +225,24 @@ def add_commands(commands: Subparsers) -> None:
         "exits 1. While Kafka does not answer, /readyz says 503. Any number of workers "
         "share the inputs through one consumer group.",
     )
-    worker.add_argument("--keyring", type=Path, help="keyring file (env CDRVEIL_KEYRING_PATH)")
-    worker.add_argument("--policy", type=Path, help="policy file (env CDRVEIL_POLICY_PATH)")
-    worker.add_argument("--group-id", help="consumer group (env CDRVEIL_GROUP_ID, cdrveil)")
-    worker.add_argument(
-        "--web-port",
-        type=int,
-        help="port of /healthz, /readyz, /metrics and /health (env CDRVEIL_WEB_PORT, 6066)",
+    add_setting_flags(
+        worker,
+        "keyring_path",
+        "policy_path",
+        "group_id",
+        *NUMBERING,
+        "max_record_bytes",
+        "processing_guarantee",
+        "batch_max_records",
+        "linger_ms",
+        "fetch_max_wait_ms",
+        "session_timeout_ms",
+        "stop_timeout_ms",
+        "web_port",
+        "web_host",
+        "log_level",
     )
-    worker.add_argument(
-        "--log-level",
-        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
-        help="env CDRVEIL_LOG_LEVEL (INFO)",
-    )
-    _connection_args(worker)
+    add_connection_flags(worker)
     worker.set_defaults(handler=_worker)
 
     broker = commands.add_parser(
@@ -300,9 +266,8 @@ def add_commands(commands: Subparsers) -> None:
         "--partitions, compaction for consent.state and li.warrants, retention per route from "
         "the policy. Says what it created and what already existed.",
     )
-    create.add_argument("--partitions", type=int, help="partitions per topic (env, default 8)")
-    create.add_argument("--policy", type=Path, help="policy file (env CDRVEIL_POLICY_PATH)")
-    _connection_args(create)
+    add_setting_flags(create, "partitions", "replication_factor", "policy_path")
+    add_connection_flags(create)
     create.set_defaults(handler=_topics)
 
     generate = commands.add_parser(
@@ -324,7 +289,7 @@ def add_commands(commands: Subparsers) -> None:
     generate.add_argument(
         "--output", type=Path, help="write records as JSON lines to this file instead"
     )
-    _connection_args(generate)
+    add_connection_flags(generate)
     generate.set_defaults(handler=_generate)
 
     ingest = commands.add_parser(
@@ -365,7 +330,8 @@ def add_commands(commands: Subparsers) -> None:
         "core, at most 2)",
     )
     ingest.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _connection_args(ingest)
+    add_setting_flags(ingest, *NUMBERING, "log_level")
+    add_connection_flags(ingest)
     ingest.set_defaults(handler=_ingest)
 
     replay = commands.add_parser(
@@ -414,7 +380,8 @@ def add_commands(commands: Subparsers) -> None:
     )
     replay.add_argument("--dry-run", action="store_true", help="only count what would be replayed")
     replay.add_argument("--no-progress", action="store_true", help="no progress line")
-    _connection_args(replay)
+    add_setting_flags(replay, "log_level")
+    add_connection_flags(replay)
     replay.set_defaults(handler=_replay)
 
     def _bench(args: argparse.Namespace) -> int:

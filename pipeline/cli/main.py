@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import secrets
 import sys
 from collections.abc import Callable, Sequence
@@ -12,6 +11,7 @@ from pathlib import Path
 import orjson
 
 from pipeline import __version__
+from pipeline.cli.options import NUMBERING, add_setting_flags, settings_of
 from pipeline.errors import CdrveilError, ConfigError
 
 EPILOG = """\
@@ -26,28 +26,13 @@ Start here:
 Handler = Callable[[argparse.Namespace], int]
 
 
-def _keyring_arg(parser: argparse.ArgumentParser, required_note: str = "") -> None:
-    parser.add_argument(
-        "--keyring",
-        type=Path,
-        default=os.environ.get("CDRVEIL_KEYRING_PATH") or None,
-        help=f"keyring file (env CDRVEIL_KEYRING_PATH){required_note}",
-    )
-
-
-def _policy_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--policy",
-        type=Path,
-        default=os.environ.get("CDRVEIL_POLICY_PATH") or None,
-        help="policy file (env CDRVEIL_POLICY_PATH; default: the packaged default policy)",
-    )
-
-
 def _need_keyring(args: argparse.Namespace) -> Path:
-    if args.keyring is None:
-        raise ConfigError("no keyring given: pass --keyring PATH or set CDRVEIL_KEYRING_PATH")
-    path: Path = args.keyring
+    path: Path | None = args.settings.keyring_path
+    if path is None:
+        raise ConfigError(
+            "no keyring given: pass --keyring PATH (e.g. --keyring ./cdrveil.keyring.json) "
+            "or set CDRVEIL_KEYRING_PATH"
+        )
     return path
 
 
@@ -89,10 +74,11 @@ def _explain(args: argparse.Namespace) -> int:
     from pipeline.core.warrants import WarrantIndex
     from pipeline.reports.explain import explain, load_consent, load_warrants, render
 
-    policy = Policy.load(args.policy)
-    show_values = args.keyring is not None
+    settings = args.settings
+    policy = Policy.load(settings.policy_path)
+    show_values = settings.keyring_path is not None
     if show_values:
-        keyring = Keyring.load(args.keyring)
+        keyring = Keyring.load(settings.keyring_path)
     else:
         # Without the real keyring, decisions are shown but pseudonym values are not.
         epoch = KeyEpoch("explain", "", secrets.token_bytes(32))
@@ -100,11 +86,13 @@ def _explain(args: argparse.Namespace) -> int:
     engine = Engine.build(
         policy,
         Pseudonymizer(keyring),
-        country_code=args.country_code,
-        trunk_prefix=args.trunk_prefix,
-        home_networks=frozenset(args.home_networks.split(",")),
+        country_code=settings.country_code,
+        trunk_prefix=settings.trunk_prefix,
+        max_record_bytes=settings.max_record_bytes,
+        home_networks=frozenset(settings.home_networks),
+        topic_prefix=settings.topic_prefix,
     )
-    normalizer = MsisdnNormalizer(args.country_code, args.trunk_prefix)
+    normalizer = MsisdnNormalizer(settings.country_code, settings.trunk_prefix)
     consent, warrants = ConsentTable(normalizer), WarrantIndex(normalizer)
     load_consent(consent, args.consent)
     load_warrants(warrants, args.warrants)
@@ -134,7 +122,7 @@ def _ropa(args: argparse.Namespace) -> int:
     from pipeline.core.policy import Policy
     from pipeline.reports.ropa import ropa_document, ropa_markdown
 
-    policy = Policy.load(args.policy)
+    policy = Policy.load(args.settings.policy_path)
     if args.json:
         print(orjson.dumps(ropa_document(policy), option=orjson.OPT_INDENT_2).decode())
     else:
@@ -145,7 +133,7 @@ def _ropa(args: argparse.Namespace) -> int:
 def _policy_check(args: argparse.Namespace) -> int:
     from pipeline.core.policy import Policy
 
-    policy = Policy.load(args.file or args.policy)
+    policy = Policy.load(args.file or args.settings.policy_path)
     print(f"{policy.source}: OK, version {policy.version}")
     for route in policy.routes.values():
         print(f"  {route.name:<22} {route.kind:<17} {route.legal_basis:<20} -> {route.topic}")
@@ -177,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("shred", "destroy a retired key for good (crypto-shredding)"),
     ):
         sub = keys_commands.add_parser(name, help=text, description=text)
-        _keyring_arg(sub, ", required")
+        add_setting_flags(sub, "keyring_path", notes={"keyring_path": "; required"})
         if name in ("init", "rotate"):
             sub.add_argument("--key-id", help="id of the new key (default k<N>)")
         if name == "shred":
@@ -198,23 +186,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     explain.add_argument("--warrants", type=Path, help="warrants: a JSON object, array or lines")
     explain.add_argument("--json", action="store_true", help="machine-readable output")
-    explain.add_argument(
-        "--country-code",
-        default=os.environ.get("CDRVEIL_COUNTRY_CODE", "46"),
-        help="home country code for national numbers (env CDRVEIL_COUNTRY_CODE, default 46)",
+    add_setting_flags(
+        explain,
+        *NUMBERING,
+        "max_record_bytes",
+        "topic_prefix",
+        "policy_path",
+        "keyring_path",
+        notes={"keyring_path": "; optional: with it, output values are shown too"},
     )
-    explain.add_argument(
-        "--trunk-prefix",
-        default=os.environ.get("CDRVEIL_TRUNK_PREFIX", "0"),
-        help="national trunk prefix (env CDRVEIL_TRUNK_PREFIX, default 0)",
-    )
-    explain.add_argument(
-        "--home-networks",
-        default=os.environ.get("CDRVEIL_HOME_NETWORKS", "24001"),
-        help="home MCC-MNC list, comma separated (env CDRVEIL_HOME_NETWORKS, default 24001)",
-    )
-    _policy_arg(explain)
-    _keyring_arg(explain, "; optional: with it, output values are shown too")
     explain.set_defaults(handler=_explain)
 
     ropa = commands.add_parser(
@@ -224,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(topics), retention and security measures, from the policy file.",
     )
     ropa.add_argument("--json", action="store_true", help="JSON instead of Markdown")
-    _policy_arg(ropa)
+    add_setting_flags(ropa, "policy_path")
     ropa.set_defaults(handler=_ropa)
 
     policy = commands.add_parser(
@@ -233,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Load a policy with every check the worker applies at start-up.",
     )
     policy.add_argument("file", nargs="?", type=Path, help="policy file (default: --policy)")
-    _policy_arg(policy)
+    add_setting_flags(policy, "policy_path")
     policy.set_defaults(handler=_policy_check)
 
     _add_shell_commands(commands)
@@ -253,6 +233,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     handler: Handler = args.handler
     try:
+        # Every command reads its settings here, the one way: CDRVEIL_* variables checked
+        # (an unknown one refused), then overridden by the command's flags.
+        args.settings = settings_of(args)
         return handler(args)
     except CdrveilError as exc:
         print(f"cdrveil: error: {exc}", file=sys.stderr)

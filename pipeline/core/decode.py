@@ -14,6 +14,7 @@ from typing import Any, Final, NamedTuple
 
 import orjson
 
+from pipeline import defaults
 from pipeline.core.cache import TwoGenerationCache
 from pipeline.core.fields import FIELDS, MO_TYPES, SMS_TYPES, VOICE_TYPES, Kind
 from pipeline.core.normalize import MsisdnNormalizer, normalize_imei, normalize_imsi
@@ -168,7 +169,9 @@ class Decoder:
 
     __slots__ = ("imei", "max_bytes", "msisdn", "time")
 
-    def __init__(self, msisdn: MsisdnNormalizer, max_bytes: int = 65536) -> None:
+    def __init__(
+        self, msisdn: MsisdnNormalizer, max_bytes: int = defaults.MAX_RECORD_BYTES
+    ) -> None:
         if max_bytes < 256:
             raise ValueError("max_bytes must be at least 256")
         self.msisdn = msisdn

@@ -15,6 +15,7 @@ from typing import Any, Final, NamedTuple
 
 import orjson
 
+from pipeline import defaults
 from pipeline.core import transforms
 from pipeline.core.compile import FieldSpec, RouteBuilder, compile_route
 from pipeline.core.consent import ConsentLookup, ConsentState
@@ -106,7 +107,7 @@ class Engine:
         policy: Policy,
         pseudonymizer: Pseudonymizer,
         decoder: Decoder,
-        home_networks: frozenset[str] = frozenset({"24001"}),
+        home_networks: frozenset[str] = frozenset(defaults.HOME_NETWORKS),
         topic_prefix: str = "",
     ) -> None:
         self.policy = policy
@@ -166,10 +167,10 @@ class Engine:
         policy: Policy,
         pseudonymizer: Pseudonymizer,
         *,
-        country_code: str = "46",
-        trunk_prefix: str = "0",
-        max_record_bytes: int = 65536,
-        home_networks: frozenset[str] = frozenset({"24001"}),
+        country_code: str = defaults.COUNTRY_CODE,
+        trunk_prefix: str = defaults.TRUNK_PREFIX,
+        max_record_bytes: int = defaults.MAX_RECORD_BYTES,
+        home_networks: frozenset[str] = frozenset(defaults.HOME_NETWORKS),
         topic_prefix: str = "",
     ) -> Engine:
         """An engine with its decoder built from the numbering settings."""

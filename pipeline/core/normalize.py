@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from pipeline import defaults
 from pipeline.core.cache import TwoGenerationCache
 
 # Separators people and mediation systems put into numbers; removed before parsing.
@@ -37,8 +38,8 @@ class MsisdnNormalizer:
 
     def __init__(
         self,
-        country_code: str = "46",
-        trunk_prefix: str = "0",
+        country_code: str = defaults.COUNTRY_CODE,
+        trunk_prefix: str = defaults.TRUNK_PREFIX,
         international_prefix: str = "00",
     ) -> None:
         if not (_is_digits(country_code) and 1 <= len(country_code) <= 3):

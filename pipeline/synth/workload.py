@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from pipeline import defaults
+
 #: Where generated traffic starts unless told otherwise (the spec's example hour).
 DEFAULT_START = datetime(2026, 11, 21, 5, 0, tzinfo=UTC)
 
@@ -67,9 +69,9 @@ class Workload:
 
     subscribers: int = 100_000
     seed: int = 1
-    country_code: str = "46"
-    trunk_prefix: str = "0"
-    home_networks: tuple[str, ...] = ("24001",)
+    country_code: str = defaults.COUNTRY_CODE
+    trunk_prefix: str = defaults.TRUNK_PREFIX
+    home_networks: tuple[str, ...] = defaults.HOME_NETWORKS
     consent_shares: tuple[tuple[str, float], ...] = DEFAULT_CONSENT_SHARES
     voice_share: float = 0.6
     mo_share: float = 0.5
@@ -81,7 +83,7 @@ class Workload:
     imsi_only_share: float = 0.01
     malformed_share: float = 0.0
     malformed_reasons: tuple[str, ...] = MALFORMED_REASONS
-    max_record_bytes: int = 65_536
+    max_record_bytes: int = defaults.MAX_RECORD_BYTES
     skew: float = 0.8
     events_per_second: float = 1000.0
 
