@@ -55,6 +55,15 @@ def _generate(args: argparse.Namespace) -> int:
     from pipeline.synth import Workload
     from pipeline.tools.generate import publish, write_file
 
+    for flag, value in (("--records", args.records), ("--warrants", args.warrants)):
+        if value < 0:
+            raise ConfigError(f"{flag} must be 0 or more")
+    if args.rate is not None and args.rate <= 0:
+        raise ConfigError("--rate must be more than 0 (leave it out to publish flat out)")
+    if args.output is not None and not args.output.parent.is_dir():
+        raise ConfigError(
+            f"cannot write {args.output}: the folder {args.output.parent} does not exist"
+        )
     try:
         workload = Workload(
             subscribers=args.subscribers, seed=args.seed, malformed_share=args.malformed_share
@@ -62,8 +71,17 @@ def _generate(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     if args.output is not None:
-        lines = write_file(args.output, workload, args.records)
+        try:
+            lines = write_file(args.output, workload, args.records)
+        except OSError as exc:
+            raise ConfigError(f"cannot write {args.output} ({exc.strerror})") from None
         print(f"wrote {lines:,} records to {args.output} (JSON lines)")
+        if lines < args.records:
+            # Tombstones (null values) have no line form: say so rather than lose count.
+            print(
+                f"{args.records - lines:,} of the {args.records:,} records are Kafka tombstones "
+                "(malformed on purpose: null value) and have no JSON-lines form; left out"
+            )
         return 0
     settings = args.settings
     report = asyncio.run(
@@ -160,12 +178,19 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from pipeline.tools.replay import Selection, parse_offsets, parse_since, replay, stop_on_signals
+    from pipeline.tools.replay import (
+        Selection,
+        check_codes,
+        parse_offsets,
+        parse_since,
+        replay,
+        stop_on_signals,
+    )
 
     if args.limit is not None and args.limit < 0:
         raise ConfigError("--limit must be >= 0")
     selection = Selection(
-        codes=frozenset(args.code or ()),
+        codes=check_codes(args.code or ()),
         source_topics=frozenset(args.source_topic or ()),
         since_ms=None if args.since is None else parse_since(args.since),
     )

@@ -94,20 +94,29 @@ def _explain(args: argparse.Namespace) -> int:
     )
     normalizer = MsisdnNormalizer(settings.country_code, settings.trunk_prefix)
     consent, warrants = ConsentTable(normalizer), WarrantIndex(normalizer)
-    load_consent(consent, args.consent)
-    load_warrants(warrants, args.warrants)
     try:
         raw = args.record.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{args.record} cannot be read ({exc.strerror})") from None
+    states = load_consent(consent, args.consent)
+    load_warrants(warrants, args.warrants)
     result = explain(engine, raw, consent, warrants)
+    served = getattr(engine.decoder(raw), "served_msisdn", None)
+    if states and served and consent.get(served) is None:
+        # Another subscriber's consent file reads as "not consented": say why.
+        print(
+            f"cdrveil: note: {args.consent} holds no consent state for this record's served "
+            f"subscriber ({states} for other subscribers), so the served subscriber counts "
+            "as not consenting",
+            file=sys.stderr,
+        )
     if args.json:
         if not show_values:
             result.pop("outputs", None)
         print(orjson.dumps(result, option=orjson.OPT_INDENT_2, default=_bytes).decode())
     else:
         sys.stdout.write(render(result, show_values))
-        if not show_values:
+        if not show_values and result["accepted"]:
             print("(pass --keyring to also see the output values with real pseudonyms)")
     return 0
 

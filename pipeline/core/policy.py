@@ -116,9 +116,9 @@ class Policy:
     @classmethod
     def load(cls, path: str | Path | None = None) -> Policy:
         """Load a policy file, or the packaged default when ``path`` is ``None``."""
-        if path is None:
-            data = resources.files("pipeline").joinpath("policies/default.toml").read_bytes()
-            return cls.parse(data, "default policy (pipeline/policies/default.toml)")
+        packaged = resources.files("pipeline").joinpath("policies/default.toml")
+        if path is None or (isinstance(packaged, Path) and Path(path).resolve() == packaged):
+            return cls.parse(packaged.read_bytes(), "pipeline/policies/default.toml (packaged)")
         policy_path = Path(path)
         try:
             data = policy_path.read_bytes()

@@ -33,11 +33,25 @@ def _messages(path: Path | None) -> list[Any]:
         raise ConfigError(f"{path}: expected a JSON object, a JSON array or JSON lines") from None
 
 
-def load_consent(table: ConsentTable, path: Path | None) -> None:
-    """Load consent states (as published on ``consent.state``) into ``table``."""
+def load_consent(table: ConsentTable, path: Path | None) -> int:
+    """Load consent states (as published on ``consent.state``) into ``table``.
+
+    Returns how many were read. A file given that holds none (the record itself, or the
+    warrants, passed as ``--consent``) is refused: explained against it, every subscriber
+    would silently count as not consenting.
+    """
+    read = 0
     for state in _messages(path):
         msisdn = state.get("msisdn", "") if isinstance(state, dict) else ""
-        table.apply(str(msisdn).encode(), orjson.dumps(state))
+        if table.apply(str(msisdn).encode(), orjson.dumps(state)) is None:
+            read += 1
+    if path is not None and read == 0:
+        raise ConfigError(
+            f"{path} holds no readable consent state (an object with msisdn, version and "
+            "purposes, as on consent.state): is it the right file? --consent takes consent "
+            "states, --warrants warrants"
+        )
+    return read
 
 
 def load_warrants(index: WarrantIndex, path: Path | None) -> None:

@@ -79,7 +79,7 @@ def ropa_markdown(policy: Policy) -> str:
         f"- Controller: {doc['controller']}",
         f"- Data protection officer: {doc['dpoContact']}",
         f"- Data subjects: {doc['dataSubjects']}",
-        f"- Generated from: {policy.name}, {policy.source}, version {policy.version}",
+        f"- Policy: {policy.name}, version {policy.version}, from {policy.source}",
         "",
         "## Purposes",
         "",

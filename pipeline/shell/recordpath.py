@@ -101,6 +101,10 @@ def route_of_topic(logical: str) -> str:
     return logical.removeprefix(ANALYTICS_PREFIX)
 
 
+#: The reason code of a record the engine raised on (a bug): dead-lettered, never lost.
+INTERNAL_ERROR: Final = "internal_error"
+
+
 def internal_error(exc: BaseException) -> Rejection:
     """The rejection for an engine that raised: a bug, still dead-lettered.
 
@@ -109,7 +113,7 @@ def internal_error(exc: BaseException) -> Rejection:
     """
     frames = traceback.extract_tb(exc.__traceback__)
     where = f" at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else ""
-    return Rejection("internal_error", f"the engine raised {type(exc).__name__}{where}")
+    return Rejection(INTERNAL_ERROR, f"the engine raised {type(exc).__name__}{where}")
 
 
 def settle_heap() -> None:

@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import difflib
 import re
 import signal
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, TextIO
@@ -33,12 +34,16 @@ from typing import Any, Final, TextIO
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaConnectionError
 
+from pipeline.ber.errors import BAD_BER, UNSUPPORTED_FORMAT
+from pipeline.ber.file import BAD_CDR_HEADER, BAD_FILE_HEADER, CDR_LENGTH_MISMATCH, TRUNCATED_CDR
+from pipeline.core.decode import REASONS
 from pipeline.errors import BrokerError, ConfigError
 from pipeline.progress import Progress
 from pipeline.settings import Settings
 from pipeline.shell.clients import publisher as make_producer
 from pipeline.shell.offsets import log_end_offsets, partitions_of
 from pipeline.shell.produce import OutputBatch, Partitioner, await_delivery
+from pipeline.shell.recordpath import INTERNAL_ERROR
 from pipeline.shell.topics import TopicNames
 
 #: Header each replayed message carries: the dead letter it came from (topic:partition:offset).
@@ -52,6 +57,27 @@ NOT_AN_INPUT: Final = "source topic is not an input topic of this prefix"
 
 # A reason code as the engine and ingest write them; anything else is shown as "other".
 _CODE: Final = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+#: Every reason code a dead letter can carry: the decoder's, the worker's for a bug, and
+#: those of `cdrveil ingest` (whose dead letters are counted, never replayed).
+KNOWN_CODES: Final = frozenset(
+    {*REASONS, INTERNAL_ERROR, BAD_BER, UNSUPPORTED_FORMAT}
+    | {BAD_FILE_HEADER, BAD_CDR_HEADER, TRUNCATED_CDR, CDR_LENGTH_MISMATCH}
+)
+
+
+def check_codes(codes: Iterable[str]) -> frozenset[str]:
+    """The codes, or a ConfigError for one no dead letter can carry (it would match nothing)."""
+    for code in codes:
+        if code not in KNOWN_CODES:
+            close = difflib.get_close_matches(code, sorted(KNOWN_CODES), n=1, cutoff=0.7)
+            hint = (
+                f"did you mean {close[0]}?" if close else "known: " + ", ".join(sorted(KNOWN_CODES))
+            )
+            raise ConfigError(f"--code {code} is not a reason code: {hint}")
+    return frozenset(codes)
+
+
 _CHUNK: Final = 2000
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -74,3 +76,29 @@ def consent_table(msisdn: MsisdnNormalizer) -> ConsentTable:
 def warrants(msisdn: MsisdnNormalizer) -> WarrantIndex:
     """An empty warrant index."""
     return WarrantIndex(msisdn)
+
+
+CliRun = Callable[..., tuple[int, str]]
+
+
+@pytest.fixture
+def cdrveil(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> CliRun:
+    """Run the real command line in-process, with no CDRVEIL_* variable but those given.
+
+    Returns the exit status and the first line of stderr (of stdout when stderr is empty).
+    """
+    from pipeline.cli.main import main
+
+    for name in list(os.environ):
+        if name.startswith("CDRVEIL_"):
+            monkeypatch.delenv(name)
+
+    def run(*argv: str, **env: str) -> tuple[int, str]:
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        code = main(list(argv))
+        out, err = capsys.readouterr()
+        text = err or out
+        return code, text.splitlines()[0] if text else ""
+
+    return run

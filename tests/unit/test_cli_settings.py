@@ -4,36 +4,20 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
-from pipeline.cli.main import build_parser, main
+from pipeline.cli.main import build_parser
 from pipeline.cli.options import ENV_ONLY, FLAGS
 from pipeline.settings import Settings, default_text, variable
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORD = ROOT / "schemas" / "examples" / "voice-cdr.mo-call.json"
-
-
-@pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test starts from no CDRVEIL_* variable at all."""
-    import os
-
-    for name in list(os.environ):
-        if name.startswith("CDRVEIL_"):
-            monkeypatch.delenv(name)
-
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    """Exit status and the first line of stderr (of stdout if stderr is empty)."""
-    code = main(argv)
-    out, err = capsys.readouterr()
-    text = err or out
-    return code, text.splitlines()[0] if text else ""
+#: The `cdrveil` fixture (tests/unit/conftest.py): exit status and first line of the message.
+CliRun = Callable[..., tuple[int, str]]
 
 
 COMMANDS = [
@@ -52,23 +36,19 @@ COMMANDS = [
 
 @pytest.mark.parametrize("argv", COMMANDS, ids=lambda a: " ".join(a[:2]))
 def test_every_command_refuses_an_unknown_variable_and_names_the_near_one(
-    argv: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    argv: list[str], cdrveil: CliRun
 ) -> None:
     """CDRVEIL_KEYRING=x is no setting: refused before anything runs, with the right name."""
-    monkeypatch.setenv("CDRVEIL_KEYRING", "x")
-    code, line = run(argv, capsys)
+    code, line = cdrveil(*argv, CDRVEIL_KEYRING="x")
     assert code == 2
     assert line == (
         "cdrveil: error: unknown setting CDRVEIL_KEYRING: did you mean CDRVEIL_KEYRING_PATH?"
     )
 
 
-def test_a_near_miss_of_the_brokers_variable_is_named(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_near_miss_of_the_brokers_variable_is_named(cdrveil: CliRun) -> None:
     """The example of the issue: CDRVEIL_BOOTSTRAP_SERVER (no S)."""
-    monkeypatch.setenv("CDRVEIL_BOOTSTRAP_SERVER", "127.0.0.1:9092")
-    code, line = run(["ropa"], capsys)
+    code, line = cdrveil("ropa", CDRVEIL_BOOTSTRAP_SERVER="127.0.0.1:9092")
     assert (code, line) == (
         2,
         "cdrveil: error: unknown setting CDRVEIL_BOOTSTRAP_SERVER: "
@@ -76,53 +56,42 @@ def test_a_near_miss_of_the_brokers_variable_is_named(
     )
 
 
-def test_a_name_far_from_any_setting_gets_the_list(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_name_far_from_any_setting_gets_the_list(cdrveil: CliRun) -> None:
     """No guess when nothing is close: the known names instead."""
-    monkeypatch.setenv("CDRVEIL_COLOUR", "blue")
-    code, line = run(["ropa"], capsys)
+    code, line = cdrveil("ropa", CDRVEIL_COLOUR="blue")
     assert code == 2
     assert line.startswith("cdrveil: error: unknown setting CDRVEIL_COLOUR; known: ")
     assert "CDRVEIL_WEB_PORT" in line
 
 
-def test_explain_refuses_a_bad_country_code_from_the_environment(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_explain_refuses_a_bad_country_code_from_the_environment(cdrveil: CliRun) -> None:
     """It used to end in an uncaught ValueError: explain skipped the settings checks."""
-    monkeypatch.setenv("CDRVEIL_COUNTRY_CODE", "abc")
-    code, line = run(["explain", str(RECORD)], capsys)
+    code, line = cdrveil("explain", str(RECORD), CDRVEIL_COUNTRY_CODE="abc")
     assert (code, line) == (
         2,
         "cdrveil: error: CDRVEIL_COUNTRY_CODE: country_code must be 1-3 digits, e.g. 46",
     )
 
 
-def test_a_bad_flag_value_names_the_flag(capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_bad_flag_value_names_the_flag(cdrveil: CliRun) -> None:
     """The refusal says what the user typed (the flag), never the value."""
-    code, line = run(["explain", str(RECORD), "--country-code", "046"], capsys)
+    code, line = cdrveil("explain", str(RECORD), "--country-code", "046")
     assert (code, line) == (
         2,
         "cdrveil: error: --country-code: country_code must not start with 0",
     )
 
 
-def test_explain_takes_its_settings_from_the_environment(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_explain_takes_its_settings_from_the_environment(cdrveil: CliRun) -> None:
     """CDRVEIL_MAX_RECORD_BYTES reaches explain's engine, as it reaches the worker's."""
     assert RECORD.stat().st_size > 256
-    monkeypatch.setenv("CDRVEIL_MAX_RECORD_BYTES", "256")
-    code, line = run(["explain", str(RECORD)], capsys)
+    code, line = cdrveil("explain", str(RECORD), CDRVEIL_MAX_RECORD_BYTES="256")
     assert (code, line) == (0, "REJECTED -> dead-letter topic")
 
 
-def test_no_keyring_gives_the_whole_command_to_make_one(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+def test_no_keyring_gives_the_whole_command_to_make_one(cdrveil: CliRun) -> None:
     """`cdrveil keys init` alone fails (it needs --keyring): the hint must give the flag."""
-    code, line = run(["worker"], capsys)
+    code, line = cdrveil("worker")
     assert code == 2
     assert "`cdrveil keys init --keyring ./cdrveil.keyring.json`" in line
     assert line.startswith("cdrveil: error: no keyring configured")
