@@ -231,6 +231,24 @@ class CdrFileReader:
             found = _frame_at(data, pos, end) if pos < end else None
 
 
+def not_a_cdr_file(data: bytes) -> str | None:
+    """Why ``data`` is no TS 32.297 file at all, or None if it may be one (damaged or not).
+
+    A file whose header cannot be read but which holds CDRs is a damaged CDR file: its
+    header is a dead letter and its CDRs flow. One with neither (a JSON-lines file, a log,
+    an empty file) is the wrong file: cut into dead letters, it would only hide the mistake.
+    """
+    reader = CdrFileReader(data)
+    if reader.header is not None:
+        return None
+    if any(isinstance(item, CdrFrame) for item in reader.frames()):
+        return None
+    return (
+        f"not a TS 32.297 CDR file: no valid file header ({reader.header_error}) "
+        "and no CDR in it; nothing published"
+    )
+
+
 def build_cdr_file(
     cdrs: Iterable[bytes],
     *,

@@ -34,6 +34,7 @@ from aiokafka import AIOKafkaProducer
 
 import pipeline
 from pipeline.ber import CdrFileReader
+from pipeline.ber.file import not_a_cdr_file
 from pipeline.errors import ConfigError
 from pipeline.ingest.decoding import (
     DecoderPool,
@@ -213,6 +214,9 @@ class FileIngester:
             return FileResult(path, FileOutcome.FAILED, reason=f"cannot be read ({exc.strerror})")
         except ConfigError as exc:
             return FileResult(path, FileOutcome.FAILED, reason=str(exc))
+        problem = not_a_cdr_file(data)
+        if problem is not None:
+            return FileResult(path, FileOutcome.FAILED, reason=problem)
         if not os.access(path.parent, os.W_OK):
             return FileResult(
                 path,

@@ -21,6 +21,7 @@ from typing import Final, TextIO
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
 
+from pipeline.ber.file import not_a_cdr_file, parse_file_header
 from pipeline.errors import BrokerError, ConfigError
 from pipeline.ingest.decoding import DecoderPool
 from pipeline.ingest.publish import DEFAULT_WINDOW, Checkpoint, FileIngester, decoder_settings
@@ -39,6 +40,9 @@ __all__ = [
     "stop_on_signals",
     "watch_directory",
 ]
+
+#: Octets read to check a file's header before connecting (a header is far smaller).
+_HEADER_PROBE: Final = 1 << 16
 
 log = logging.getLogger("cdrveil.ingest")
 
@@ -139,6 +143,25 @@ def _log_result(result: FileResult) -> None:
         log.info("%s: already ingested (its state says done); skipped", result.path)
 
 
+def check_input(path: Path) -> FileResult | None:
+    """A FAILED result for a file that is missing or is no CDR file at all, else None.
+
+    Asked before connecting, so the user hears about the file, not about a broker that
+    happens to be down as well; and a wrong file (JSON lines, say) is refused whole, not
+    cut into dead letters.
+    """
+    try:
+        with path.open("rb") as file:
+            head = file.read(_HEADER_PROBE)
+            if isinstance(parse_file_header(head), str):
+                problem = not_a_cdr_file(head + file.read())
+                if problem is not None:
+                    return FileResult(path, FileOutcome.FAILED, reason=problem)
+    except OSError as exc:
+        return FileResult(path, FileOutcome.FAILED, reason=f"cannot be read ({exc.strerror})")
+    return None
+
+
 async def ingest_files(
     settings: Settings,
     paths: Sequence[Path],
@@ -162,6 +185,13 @@ async def ingest_files(
             log.warning("%s: skipped: hidden, partial (.tmp, .part) or an ingest state", path)
             continue
         wanted.setdefault(path.resolve(), path)
+    for key, path in list(wanted.items()):
+        if (refused := check_input(path)) is not None:
+            _log_result(refused)
+            report.add(refused)
+            del wanted[key]
+    if not wanted:
+        return report  # nothing to publish: no connection, no Kafka error to hide the cause
     async with _ingester(
         settings, jobs, window, stop, show_progress, progress_stream, on_checkpoint
     ) as ingester:

@@ -230,22 +230,45 @@ async def test_a_record_the_decoder_rejects_is_dead_lettered_with_its_reason(
     assert "servedMSISDN" in (header(dead[0], "dlq.error.message") or "")
 
 
-async def test_a_file_of_garbage_is_dead_lettered_in_chunks_that_rebuild_it(
+async def test_a_cdr_file_of_garbage_is_dead_lettered_in_chunks_that_rebuild_it(
     ingest_settings: Settings, tmp_path: Path
 ) -> None:
-    """No message too large for a broker, nothing lost: offsets say where each chunk was."""
+    """No message too large for a broker, nothing lost: offsets say where each chunk was.
+
+    Behind a valid file header (a file that is no CDR file at all is refused whole, below).
+    """
     await make_topics(ingest_settings)
+    head = build_file(0).data
     garbage = bytes(range(256)) * ((2 * DEAD_LETTER_CHUNK + 1000) // 256)
     path = tmp_path / NAME
-    path.write_bytes(garbage)
+    path.write_bytes(head + garbage)
 
     _, dead = await ingest_and_read(ingest_settings, path, 0, 3)
 
     dead.sort(key=lambda m: int(header(m, "dlq.source.offset") or 0))
     offsets = [int(header(m, "dlq.source.offset") or -1) for m in dead]
-    assert offsets == [0, DEAD_LETTER_CHUNK, 2 * DEAD_LETTER_CHUNK]
+    assert offsets == [len(head) + k * DEAD_LETTER_CHUNK for k in range(3)]
     assert b"".join(m.value for m in dead) == garbage
-    assert {header(m, "dlq.error.code") for m in dead} == {BAD_FILE_HEADER}
+    assert {header(m, "dlq.error.code") for m in dead} == {BAD_CDR_HEADER}
+
+
+async def test_a_file_that_is_no_cdr_file_is_refused_whole_and_nothing_is_published(
+    ingest_settings: Settings, tmp_path: Path
+) -> None:
+    """No file header and no CDR anywhere (garbage, JSON lines): the wrong file, exit 1."""
+    await make_topics(ingest_settings)
+    path = tmp_path / NAME
+    path.write_bytes(bytes(range(256)) * 300)
+
+    report = await ingest_files(ingest_settings, [path], show_progress=False)
+
+    assert report.exit_code == 1
+    (result,) = report.files
+    assert result.outcome is FileOutcome.FAILED
+    assert result.reason.startswith("not a TS 32.297 CDR file: no valid file header")
+    voice, sms, dead_letter = topics(ingest_settings)
+    assert await read_topics(ingest_settings, [voice, sms, dead_letter], 0) == []
+    assert load_state(path) is None
 
 
 def test_the_command_ingests_files_skips_done_ones_and_reports(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -125,3 +128,44 @@ def test_ropa_names_the_policy_once(cdrveil: CliRun, capsys: pytest.CaptureFixtu
     assert header[0].startswith("- Policy: cdrveil default policy, version sha256:")
     assert header[0].endswith(", from pipeline/policies/default.toml (packaged)")
     assert header[0].count("default policy") == 1
+
+
+def cdrveil_process(*argv: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    """Run `python -m pipeline` as a user does: exit status and the first line of stderr."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CDRVEIL_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", *argv],
+        env={**clean, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    lines = (done.stderr or done.stdout).splitlines()
+    return done.returncode, lines[0] if lines else ""
+
+
+#: A port nothing listens on: a broker that is down.
+NO_BROKER = {"CDRVEIL_BOOTSTRAP_SERVERS": "127.0.0.1:9"}
+
+
+def test_ingest_of_a_missing_file_names_the_file_not_the_broker(tmp_path: Path) -> None:
+    """Inputs are checked before connecting: with no broker it said "Kafka unreachable"."""
+    missing = tmp_path / "missing.dat"
+    code, line = cdrveil_process("ingest", "--no-progress", str(missing), env=NO_BROKER)
+    assert (code, line) == (
+        1,
+        f"cdrveil: ERROR {missing}: not ingested: cannot be read (No such file or directory)",
+    )
+
+
+def test_ingest_refuses_a_json_lines_file_as_a_whole(tmp_path: Path) -> None:
+    """It exited 0 with eight dead letters; a file that is no TS 32.297 file is refused."""
+    jsonl = tmp_path / "records.jsonl"
+    jsonl.write_bytes(b"".join(RECORD.read_bytes().replace(b"\n", b"") + b"\n" for _ in range(50)))
+    code, line = cdrveil_process("ingest", "--no-progress", str(jsonl), env=NO_BROKER)
+    assert (code, line) == (
+        1,
+        f"cdrveil: ERROR {jsonl}: not ingested: not a TS 32.297 CDR file: no valid file "
+        "header (header length out of range) and no CDR in it; nothing published",
+    )
