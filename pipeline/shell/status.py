@@ -6,9 +6,12 @@ the ``cdrveil_ready`` gauge follows every change.
 
 from __future__ import annotations
 
+import logging
 from typing import Final
 
 from pipeline.shell.telemetry import Metrics
+
+log = logging.getLogger("cdrveil.status")
 
 #: ``/health``'s one-word status, and the reason ``/readyz`` gives with a 503.
 REASONS: Final = {
@@ -77,6 +80,14 @@ class WorkerStatus:
         self._publish(was)
 
     def _publish(self, was: bool) -> None:
-        """Set ``cdrveil_ready`` if readiness changed from ``was``."""
+        """Set ``cdrveil_ready`` if readiness changed from ``was``, and say so in the log.
+
+        This is the worker's one "ready" line: faust's own "Ready" (its services started)
+        is not printed, since a worker with no broker has started its services too.
+        """
         if self.ready != was:
             self._metrics.set_ready(self.ready)
+            if self.ready:
+                log.info("ready: %s (%d input partitions)", REASONS["ready"], self.partitions)
+            else:
+                log.info("not ready: %s", self.reason())
