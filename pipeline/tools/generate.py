@@ -32,14 +32,18 @@ class GenerateReport:
     malformed: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
 
-    def summary(self) -> str:
-        """A few lines a person can read."""
+    def records_line(self) -> str:
+        """The records published, per kind, with the time and rate."""
         total = sum(self.records.values())
         rate = total / self.seconds if self.seconds else 0.0
         kinds = ", ".join(f"{kind} {n:,}" for kind, n in sorted(self.records.items()))
+        return f"{total:,} records ({kinds}) in {self.seconds:.1f} s ({rate:,.0f} records/s)"
+
+    def summary(self) -> str:
+        """A few lines a person can read."""
         lines = [
             f"published {self.consent_states:,} consent states, {self.warrants} warrants, "
-            f"{total:,} records ({kinds}) in {self.seconds:.1f} s ({rate:,.0f} records/s)",
+            + self.records_line(),
         ]
         if self.malformed:
             bad = ", ".join(f"{code} {n}" for code, n in sorted(self.malformed.items()))
@@ -82,6 +86,7 @@ async def publish(
             await (await client.send(names.warrants, warrant.value, key=warrant.key))
             report.warrants += 1
         topics = {"voice": names.inputs[0], "sms": names.inputs[1]}
+        show_progress = show_progress and count > 0  # no "0/1 records" line for none
         progress = Progress("records", count)
         pending = []
         for sent, message in enumerate(records(workload, count), start=1):
