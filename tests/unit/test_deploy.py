@@ -356,7 +356,8 @@ def test_k8s_probes_and_scrape_use_the_paths_and_port_the_worker_serves() -> Non
     assert named["containerPort"] == port
     assert worker["readinessProbe"]["httpGet"]["path"] == telemetry.READY_PATH
     assert worker["livenessProbe"]["httpGet"]["path"] == telemetry.HEALTH_PATH
-    assert worker["startupProbe"]["httpGet"]["path"] == telemetry.HEALTH_PATH
+    # Start-up lasts until ready (tables loaded): /healthz answers at once, so it cannot.
+    assert worker["startupProbe"]["httpGet"]["path"] == telemetry.READY_PATH
     for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
         assert worker[probe]["httpGet"]["port"] in ("http", port)
     annotations = deployment["spec"]["template"]["metadata"]["annotations"]
