@@ -218,16 +218,21 @@ def summarize(
         f"p99 {_percentile(latencies, 0.99) * 1000:.0f} ms, "
         f"max {max(latencies, default=float('nan')) * 1000:.0f} ms"
     )
-    published = (
-        f"in {publish_seconds:.1f} s" if publish_seconds is not None else "as fast as it could"
-    )
-    meaning = (
-        f"What it means: the demo published all {total_in:,} records {published}, faster "
-        "than one worker takes them, and the worker drained that backlog; so these figures "
-        "are mostly time spent waiting in the queue, not the worker's latency. They are not "
-        "what the CdrveilRecordLatencyHigh alert (p99 over 5 s) watches on a worker that "
-        "keeps up with its load; `python -m benchmarks` measures latency at half load."
-    )
+    if publish_seconds is not None and publish_seconds < 0.8 * seconds:
+        meaning = (
+            f"What it means: the demo published all {total_in:,} records in "
+            f"{publish_seconds:.1f} s, faster than one worker takes them, and the last was "
+            f"committed {seconds:.1f} s after the first was published; so these figures are "
+            "mostly time spent waiting in that queue, not the worker's latency. They are not "
+            "what the CdrveilRecordLatencyHigh alert (p99 over 5 s) watches on a worker that "
+            "keeps up with its load; `python -m benchmarks` measures latency at half load."
+        )
+    else:
+        meaning = (
+            "What it means: the worker kept up with the publisher, so these figures are close "
+            "to what an operator sees at this load (the CdrveilRecordLatencyHigh alert fires "
+            "on a p99 over 5 s)."
+        )
     lines.extend(textwrap.wrap(meaning, 96, initial_indent="  ", subsequent_indent="  "))
     return "\n".join(lines)
 

@@ -75,5 +75,5 @@ def test_the_latency_figure_says_what_it_measures(
     """A p99 over 5 s is the backlog the demo makes itself, not the alert's latency."""
     text = " ".join(line.strip() for line in demo.stdout.splitlines())
     assert "What it means: the demo published all 3,000 records in " in text
-    assert "mostly time spent waiting in the queue, not the worker's latency" in text
+    assert "mostly time spent waiting in that queue, not the worker's latency" in text
     assert "CdrveilRecordLatencyHigh" in text
