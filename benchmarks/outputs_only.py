@@ -29,7 +29,7 @@ from pipeline.core.consent import ConsentTable
 from pipeline.core.decode import Rejection
 from pipeline.core.normalize import MsisdnNormalizer
 from pipeline.core.warrants import WarrantIndex
-from pipeline.factory import build_engine
+from pipeline.factory import build_reference
 from pipeline.settings import Settings
 from pipeline.synth import Workload, consent_states, records, warrants
 
@@ -42,7 +42,7 @@ def sample_outputs(settings: Settings, workload: Workload, count: int) -> list[M
         consent.apply(key, value)
     for warrant in warrants(workload):
         index.apply(warrant.key, warrant.value)
-    engine = build_engine(settings)
+    engine = build_reference(settings)
     messages: list[Message] = []
     for generated in records(workload, count):
         result = engine.process(generated.value, consent.get, index)

@@ -180,6 +180,7 @@ def _worker(args: argparse.Namespace) -> int:
         group_id=args.group_id,
         web_port=args.web_port,
         log_level=args.log_level,
+        engine=args.engine,
     )
     settings.require_keyring()
     run_worker(settings, build_engine)
@@ -275,6 +276,12 @@ def add_commands(commands: Subparsers) -> None:
         "--log-level",
         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
         help="env CDRVEIL_LOG_LEVEL (INFO)",
+    )
+    worker.add_argument(
+        "--engine",
+        choices=("native", "python"),
+        help="the record engine: native (compiled, the fast path) or python (the reference "
+        "it is proven equal to; several times slower) (env CDRVEIL_ENGINE, native)",
     )
     _connection_args(worker)
     worker.set_defaults(handler=_worker)
