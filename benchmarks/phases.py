@@ -15,6 +15,9 @@ objects); *engine* is ``process_batch``; *produce* is building the output record
 (encoding the produce requests), and awaiting their acknowledgement; *commit* is the offset
 commit, the group coordinator (heartbeats) and counting the batch in the metrics; *other*
 is the rest (the event loop, reading answers off the sockets, faust, the web endpoints).
+Each phase is also split into parts (``produce/append``: the outputs into record batches,
+partitioner included; ``produce/send``: handing them over, encoding the requests, awaiting
+the acknowledgements), printed as ``parts``.
 """
 
 from __future__ import annotations
@@ -42,40 +45,60 @@ from pipeline.core.policy import Policy
 from pipeline.settings import ENGINES, Settings
 from pipeline.shell.broker import EmbeddedBroker
 
-#: (phase, file path part, function names or None for any): the innermost match decides.
+#: (phase/part, file path part, function names or None for any): the innermost frame that
+#: matches decides. The phase is the name before the slash; the part says where inside it.
 PHASES: Final[tuple[tuple[str, str, frozenset[str] | None], ...]] = (
-    ("engine", "pipeline/core/", None),
-    ("produce", "pipeline/shell/produce.py", None),
-    ("produce", "pipeline/shell/recordpath.py", frozenset({"_process", "_dead_letter"})),
-    ("produce", "pipeline/shell/recordpath.py", frozenset({"_enqueue"})),
-    ("produce", "aiokafka/producer/", None),
-    ("fetch", "aiokafka/consumer/fetcher.py", None),
-    ("fetch", "aiokafka/consumer/consumer.py", frozenset({"getmany"})),
-    ("commit", "aiokafka/consumer/group_coordinator.py", None),
-    ("commit", "aiokafka/consumer/consumer.py", frozenset({"commit"})),
-    ("commit", "pipeline/shell/recordpath.py", frozenset({"_commit", "_count", "_report_lag"})),
-    ("commit", "pipeline/shell/telemetry.py", None),
-    ("commit", "prometheus_client/", None),
+    ("engine/decide", "pipeline/core/", None),
+    ("produce/append", "pipeline/shell/produce.py", frozenset({"add", "partition", "murmur2"})),
+    ("produce/append", "pipeline/shell/recordpath.py", frozenset({"_process", "_dead_letter"})),
+    ("produce/append", "aiokafka/producer/message_accumulator.py", frozenset({"append"})),
+    ("produce/send", "pipeline/shell/produce.py", None),
+    ("produce/send", "pipeline/shell/recordpath.py", frozenset({"_enqueue"})),
+    ("produce/send", "aiokafka/producer/", None),
+    ("fetch/fetch", "aiokafka/consumer/fetcher.py", None),
+    ("fetch/fetch", "aiokafka/consumer/consumer.py", frozenset({"getmany"})),
+    ("commit/commit", "aiokafka/consumer/group_coordinator.py", None),
+    ("commit/commit", "aiokafka/consumer/consumer.py", frozenset({"commit"})),
+    (
+        "commit/count",
+        "pipeline/shell/recordpath.py",
+        frozenset({"_commit", "_count", "_report_lag"}),
+    ),
+    ("commit/count", "pipeline/shell/telemetry.py", None),
+    ("commit/count", "prometheus_client/", None),
+    ("other/network", "aiokafka/conn.py", None),
+    ("other/network", "aiokafka/client.py", None),
+    ("other/loop", "asyncio/", None),
 )
+_PHASE_RULES: Final = tuple(rule for rule in PHASES if not rule[0].startswith("other/"))
+_OTHER_RULES: Final = tuple(rule for rule in PHASES if rule[0].startswith("other/"))
 ORDER: Final = ("fetch", "engine", "produce", "commit", "other")
 _FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^()]*):\d+\)$")
 
 
 def phase_of(stack: str) -> str:
-    """The phase of one collapsed py-spy stack (``frame;frame;...``, root first)."""
+    """The phase/part of one collapsed py-spy stack (``frame;frame;...``, root first).
+
+    The innermost frame that names a phase decides; only a stack with none falls to an
+    ``other`` part (so a produce request's encoding, deep in the connection's code, still
+    counts as produce).
+    """
+    frames = []
     for frame in reversed(stack.split(";")):
         match = _FRAME.match(frame)
-        if match is None:
-            continue
-        function, file = match["function"], match["file"]
-        for phase, part, functions in PHASES:
-            if part in file and (functions is None or function in functions):
-                return phase
-    return "other"
+        if match is not None:
+            # py-spy names methods Class.method.
+            frames.append((match["function"].rsplit(".", 1)[-1], match["file"]))
+    for wanted in (_PHASE_RULES, _OTHER_RULES):
+        for function, file in frames:
+            for phase, part, functions in wanted:
+                if part in file and (functions is None or function in functions):
+                    return phase
+    return "other/rest"
 
 
 def tally(raw: str) -> Counter[str]:
-    """Samples per phase in py-spy's ``--format raw`` output."""
+    """Samples per phase/part in py-spy's ``--format raw`` output."""
     counts: Counter[str] = Counter()
     for line in raw.splitlines():
         stack, _, count = line.rpartition(" ")
@@ -122,7 +145,10 @@ async def profile(
     # Empty outputs for the next engine's run.
     await drop_topics(settings, outputs)
     await provision(settings, ctx.policy)
-    counts = tally(samples.read_text() if samples.exists() else "")
+    parts = tally(samples.read_text() if samples.exists() else "")
+    counts: Counter[str] = Counter()
+    for part, count in parts.items():
+        counts[part.split("/")[0]] += count
     total = sum(counts.values())
     if not total:
         raise SystemExit("py-spy took no samples (is ptrace allowed here?)")
@@ -135,10 +161,17 @@ async def profile(
         "samples": total,
         "microsecondsPerRecord": {p: round(per_record * counts[p] / total, 2) for p in ORDER},
         "share": {p: round(counts[p] / total, 3) for p in ORDER},
+        "parts": {p: round(per_record * n / total, 2) for p, n in sorted(parts.items())},
     }
 
 
-async def main_async(config: Config, engines: list[str], rate: int, say: Callable[..., Any]) -> int:
+async def main_async(
+    config: Config,
+    engines: list[str],
+    rate: int,
+    say: Callable[..., Any],
+    keep: Path | None = None,
+) -> int:
     """Broker up, one profile per engine, broker down; one JSON line per engine."""
     with tempfile.TemporaryDirectory(prefix="cdrveil-phases-") as folder:
         workdir = Path(folder)
@@ -163,6 +196,9 @@ async def main_async(config: Config, engines: list[str], rate: int, say: Callabl
                         continue
                     result = await profile(ctx, preloaded, engine, rate, workdir)
                     say(orjson.dumps(result).decode())
+                    if keep is not None:
+                        keep.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, tiny
+                        shutil.copy(workdir / f"{engine}.spy.txt", keep)
         finally:
             fleet.close()
     return 0
@@ -177,10 +213,11 @@ def main(argv: list[str] | None = None) -> int:
         "--engine", choices=ENGINES, action="append", help="engine(s) to profile (both)"
     )
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
+    parser.add_argument("--keep", type=Path, help="copy py-spy's raw samples into this folder")
     args = parser.parse_args(argv)
     config = Config(records=args.records, subscribers=args.subscribers, workers=(1,))
     engines = args.engine or ["python", "native"]
-    return asyncio.run(main_async(config, engines, args.rate, print))
+    return asyncio.run(main_async(config, engines, args.rate, print, args.keep))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Sequence
-from typing import Final, NamedTuple, Protocol
+from typing import Final, NamedTuple, Protocol, runtime_checkable
 
 from pipeline.core.consent import ConsentLookup, ConsentTable
 from pipeline.core.decode import Rejection
@@ -69,6 +69,58 @@ class BatchEngine(Protocol):
 
     def process_batch(self, values: Sequence[bytes | None]) -> BatchResult:
         """The outputs and rejections of one batch of input values."""
+
+
+class Layout(NamedTuple):
+    """How outputs are laid out in Kafka record batches, for an engine that builds them."""
+
+    #: Partition count of every topic the engine can write (``output_topics``).
+    partitions: dict[str, int]
+    #: A record batch closes when the next record would take it past this size (the
+    #: producer's ``max_batch_size``); an empty batch takes any one record.
+    batch_bytes: int
+    #: The CreateTime (Unix ms) of every record of this call.
+    timestamp_ms: int
+    #: The keyless counter before this call: a keyless message goes to ``counter % n``.
+    round_robin: int
+
+
+class PartitionBatches(NamedTuple):
+    """One partition's finished record batches (Kafka v2), in the order to send them."""
+
+    topic: str
+    partition: int
+    batches: list[bytes]
+
+
+class RecordBatches(NamedTuple):
+    """What one batch gave, as finished record batches instead of output objects."""
+
+    partitions: list[PartitionBatches]
+    rejections: list[tuple[int, Rejection]]
+    #: The keyless counter after this call (the dead letters continue from it).
+    round_robin: int
+
+
+@runtime_checkable
+class RecordBatchEngine(BatchEngine, Protocol):
+    """A batch engine that also builds the Kafka record batches of its outputs.
+
+    ``process_batch_records(values, layout)`` must give exactly the record batches that
+    :func:`pipeline.shell.produce.reference_record_batches` builds from
+    ``process_batch(values).outputs`` with the same layout: keyed messages partitioned by
+    murmur2 (Kafka's default partitioner), keyless ones round-robin from
+    ``layout.round_robin``, each partition's records in output order.
+    """
+
+    @property
+    def output_topics(self) -> Sequence[str]:
+        """Every topic the engine can write (its routes' topics, prefix included)."""
+
+    def process_batch_records(
+        self, values: Sequence[bytes | None], layout: Layout
+    ) -> RecordBatches:
+        """The record batches and rejections of one batch of input values."""
 
 
 class RecordEngine(Protocol):

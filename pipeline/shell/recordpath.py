@@ -32,7 +32,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from mode import Service
 
 import pipeline
-from pipeline.core.batch import INTERNAL_ERROR, BatchEngine
+from pipeline.core.batch import INTERNAL_ERROR, BatchEngine, Layout, RecordBatchEngine
 from pipeline.core.decode import Rejection
 from pipeline.core.policy import Policy
 from pipeline.errors import BrokerError
@@ -160,6 +160,9 @@ class RecordPath(Service):
         self._lag_reported = 0.0
         self._unlabelled = False
         self._partitioner = Partitioner()
+        #: The engine's output topics once their partition counts are known, if it builds
+        #: the record batches itself.
+        self._batch_topics: list[str] | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._in_flight: asyncio.Queue[_Work | None] = asyncio.Queue(MAX_IN_FLIGHT)
@@ -212,6 +215,7 @@ class RecordPath(Service):
             settle_heap()
             if not await self._connect():
                 return
+            await self._learn_batch_topics()
             assert self._producer is not None  # noqa: S101 - set by _connect
             self._watch = asyncio.create_task(
                 watch_kafka(self._producer.client, self.status, self.settings.bootstrap_servers),
@@ -354,14 +358,18 @@ class RecordPath(Service):
         values: list[bytes | None] = []
         for records in batch.values():
             values += [record.value for record in records]
-        result = self.engine.process_batch(values)
         outputs = OutputBatch(self._partitioner, self._producer)
-        add = outputs.add
-        for topic, key, value, headers in result.outputs:
-            add(topic, key, value, headers)
+        if self._builds_batches:
+            rejections = self._process_records(values, outputs)
+        else:
+            result = self.engine.process_batch(values)
+            rejections = result.rejections
+            add = outputs.add
+            for topic, key, value, headers in result.outputs:
+                add(topic, key, value, headers)
         dead_letters: dict[str, int] = {}
-        if result.rejections:
-            self._dead_letter(batch, result.rejections, outputs, dead_letters)
+        if rejections:
+            self._dead_letter(batch, rejections, outputs, dead_letters)
         input_labels, lag_base = self._input_labels, self._lag_base
         offsets: dict[TopicPartition, int] = {}
         topics: dict[str, int] = {}
@@ -375,6 +383,44 @@ class RecordPath(Service):
             topics[label] = topics.get(label, 0) + len(records)
         work = _Work(offsets, len(values), topics, dead_letters, timestamps, started)
         return work, outputs
+
+    @property
+    def _builds_batches(self) -> bool:
+        """Whether the engine hands over finished record batches for this batch: it can, the
+        partition counts of its topics are known, and no transaction has to stamp them."""
+        return self._batch_topics is not None and not self._transactional
+
+    def _process_records(
+        self, values: list[bytes | None], outputs: OutputBatch
+    ) -> list[tuple[int, Rejection]]:
+        engine = self.engine
+        assert isinstance(engine, RecordBatchEngine)  # noqa: S101 - _builds_batches
+        partitioner = self._partitioner
+        layout = Layout(
+            partitioner.counts,
+            clients.MAX_BATCH_BYTES,
+            int(time.time() * 1000),
+            partitioner.keyless,
+        )
+        result = engine.process_batch_records(values, layout)
+        partitioner.keyless = result.round_robin
+        for batches in result.partitions:
+            outputs.add_finished(batches)
+        return result.rejections
+
+    async def _learn_batch_topics(self) -> None:
+        """For an engine that builds record batches: the partition count of every topic it
+        writes, before the first batch (it places the messages itself)."""
+        engine = self.engine
+        producer = self._producer
+        if not isinstance(engine, RecordBatchEngine) or producer is None or self._transactional:
+            return
+        topics = list(engine.output_topics)
+        for topic in topics:
+            if topic not in self._partitioner.counts:
+                await self._partitioner.learn(producer, topic)
+        self._batch_topics = topics
+        log.info("the engine builds the record batches of %d output topics", len(topics))
 
     def _dead_letter(
         self,
