@@ -212,6 +212,13 @@ def native_missing() -> str | None:
     return None
 
 
+def native_builds_batches() -> bool:
+    """Whether the native engine is built and hands over finished record batches."""
+    if native_missing() is not None:
+        return False
+    return hasattr(native_engine_class(), "process_batch_records")
+
+
 def preferred_engine(ctx_say: Callable[[str], None]) -> str:
     """The engine the worker phases run: the default (native) when it is built.
 
