@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint typecheck unit integration demo bench bench-instructions fuzz open-bugs clean
+.PHONY: venv test lint typecheck unit integration demo bench bench-instructions bench-phases fuzz open-bugs clean
 
 FUZZ_SECONDS ?= 300
 
@@ -51,6 +51,12 @@ bench: venv
 # The engine's instructions per record under valgrind: steady where timings are not.
 bench-instructions: venv
 	$(BIN)/python -m benchmarks.instructions
+
+# One worker's CPU per input record by phase (fetch, engine, produce, commit), sampled by
+# py-spy (a profiler, not a dependency of the pipeline: installed here only).
+bench-phases: venv
+	$(BIN)/python -m pip install --quiet py-spy
+	$(BIN)/python -m benchmarks.phases
 
 # The reliability evidence at full size (`make test` runs small versions in seconds):
 # hypothesis properties at 10,000 examples each, 200,000 records through kill -9 and SIGTERM

@@ -26,6 +26,7 @@ from benchmarks.e2e import (
     ConsumerRun,
     input_messages,
     load_state,
+    native_builds_batches,
     run_consumers,
 )
 from benchmarks.harness import (
@@ -67,6 +68,9 @@ async def outputs_only_run(ctx: Context, messages: int) -> dict[str, Any]:
         f"--subscribers={ctx.config.subscribers}",
         f"--seed={ctx.config.seed}",
     ]
+    if ctx.base.engine == "native" and native_builds_batches():
+        # The worker's write path then starts from finished record batches: so does this.
+        argv.append("--finished")
     child = ctx.fleet.spawn("outputs-only", argv, child_env(settings, ctx.keyring, 0))
     try:
         # The process ends by itself once the broker has acknowledged the last message.

@@ -31,7 +31,9 @@ from benchmarks.harness import (
     wait_until_ready,
 )
 from benchmarks.readback import Latency, latency
-from pipeline.settings import Settings
+from pipeline.errors import ConfigError
+from pipeline.factory import native_engine_class
+from pipeline.settings import ENGINES, Settings
 from pipeline.shell.broker import free_port
 from pipeline.shell.clients import publisher as input_producer
 from pipeline.shell.offsets import log_end_offsets, wait_until_committed
@@ -44,6 +46,9 @@ WORKER_ARGV = [sys.executable, "-m", "pipeline", "worker"]
 #: Longest wait for a phase's processes to start, and for a group to finish its inputs.
 START_WITHIN_S = 120.0
 FINISH_WITHIN_S = 1800.0
+
+#: The line a run prints, and the JSON report holds, for an engine it could not run.
+NATIVE_NOT_BUILT = "native engine not built"
 
 #: Waits until processes start work; returns when, and the CPU seconds used before it.
 Started = Callable[[list[Child]], Awaitable[tuple[float, float]]]
@@ -178,7 +183,10 @@ async def worker_runs(ctx: Context, settings: Settings) -> tuple[dict[int, Consu
     outputs = output_topics(settings, ctx.policy)
     for count in ctx.config.workers:
         group = settings.replace(group_id=f"bench-workers-{count}")
-        ctx.say(f"end to end: {count} worker process(es) on {ctx.config.records:,} inputs")
+        ctx.say(
+            f"end to end: {count} worker process(es), CDRVEIL_ENGINE={settings.engine}, "
+            f"on {ctx.config.records:,} inputs"
+        )
         run = await run_consumers(ctx, group, f"worker{count}", WORKER_ARGV, count, outputs)
         runs[count] = run
         ctx.say(
@@ -193,6 +201,62 @@ async def worker_runs(ctx: Context, settings: Settings) -> tuple[dict[int, Consu
         await provision(settings, ctx.policy)
     assert backlog is not None  # noqa: S101 - at least one run
     return runs, backlog
+
+
+def native_missing() -> str | None:
+    """Why the native engine cannot run here, or ``None`` if it is importable."""
+    try:
+        native_engine_class()
+    except ConfigError as exc:
+        return str(exc)
+    return None
+
+
+def native_builds_batches() -> bool:
+    """Whether the native engine is built and hands over finished record batches."""
+    if native_missing() is not None:
+        return False
+    return hasattr(native_engine_class(), "process_batch_records")
+
+
+def preferred_engine(ctx_say: Callable[[str], None]) -> str:
+    """The engine the worker phases run: the default (native) when it is built.
+
+    Otherwise python, said in one line: a figure measured with the reference engine must
+    never pass for the native one.
+    """
+    why = native_missing()
+    if why is None:
+        return "native"
+    ctx_say(f"{NATIVE_NOT_BUILT}: the worker phases run CDRVEIL_ENGINE=python ({why})")
+    return "python"
+
+
+async def engine_runs(
+    ctx: Context, settings: Settings, first: ConsumerRun
+) -> dict[str, dict[str, Any]]:
+    """One worker with each engine on the same preloaded inputs, in this run.
+
+    ``first`` is the one-worker run just made with ``settings.engine``; each other engine
+    gets a run of its own (a fresh group), or a "not built" entry when it cannot be loaded.
+    """
+    runs: dict[str, dict[str, Any]] = {settings.engine: first.as_dict()}
+    outputs = output_topics(settings, ctx.policy)
+    for engine in ENGINES:
+        if engine in runs:
+            continue
+        if engine == "native" and (why := native_missing()) is not None:
+            ctx.say(f"end to end, native engine: skipped, {NATIVE_NOT_BUILT}")
+            runs[engine] = {"skipped": NATIVE_NOT_BUILT, "why": why}
+            continue
+        group = settings.replace(group_id=f"bench-engine-{engine}", engine=engine)
+        ctx.say(f"end to end: 1 worker, CDRVEIL_ENGINE={engine}, {ctx.config.records:,} inputs")
+        run = await run_consumers(ctx, group, f"worker-{engine}", WORKER_ARGV, 1, outputs)
+        ctx.say(f"{engine} engine: {run.records_per_second:,.0f} records/s")
+        runs[engine] = run.as_dict()
+        await drop_topics(settings, outputs)
+        await provision(settings, ctx.policy)
+    return runs
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from pipeline.core.consent import ConsentTable
 from pipeline.core.decode import Rejection
 from pipeline.core.normalize import MsisdnNormalizer
 from pipeline.core.warrants import WarrantIndex
-from pipeline.factory import build_engine
+from pipeline.factory import build_reference
 from pipeline.settings import Settings
 from pipeline.shell import clients
 from pipeline.shell.offsets import high_water_marks, partitions_of
@@ -70,7 +70,7 @@ async def load_tables(settings: Settings) -> tuple[ConsentTable, WarrantIndex]:
 
 def create_app(settings: Settings, consent: ConsentTable, warrants: WarrantIndex) -> faust.App:
     """The naive faust application: one agent, per-event processing, per-output sends."""
-    engine = build_engine(settings)
+    engine = build_reference(settings)
     names = TopicNames(settings.topic_prefix)
     app = faust.App(
         settings.group_id,

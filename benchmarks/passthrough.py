@@ -16,6 +16,7 @@ from pipeline.core.consent import ConsentLookup
 from pipeline.core.decode import Rejection
 from pipeline.core.engine import Output
 from pipeline.core.warrants import WarrantIndex
+from pipeline.factory import wrap_record_engine
 from pipeline.settings import Settings
 from pipeline.shell.topics import TopicNames
 from pipeline.shell.worker import run_worker
@@ -41,4 +42,4 @@ class Passthrough:
 
 
 if __name__ == "__main__":
-    run_worker(Settings.from_env(), Passthrough)
+    run_worker(Settings.from_env(), lambda s: wrap_record_engine(s, Passthrough(s)))

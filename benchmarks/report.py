@@ -8,9 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-#: The performance issue's targets (ratios are what count; absolute figures drift).
+#: The performance issues' targets (ratios are what count; absolute figures drift). The
+#: end-to-end ones are issue 14's (the compiled engine): they hold for the default engine.
 CORE_RECORDS_PER_SECOND = 100_000
-E2E_RECORDS_PER_SECOND = 25_000
+E2E_RECORDS_PER_SECOND = 40_000
+E2E_CPU_US_PER_RECORD = 12.0
+NATIVE_OVER_PYTHON = 3.0
 E2E_OVER_OUTPUTS_ONLY = 0.8
 E2E_OVER_NAIVE_FAUST = 8.0
 LOAD_P99_MS = 500.0
@@ -82,6 +85,35 @@ def _ratio(value: float, target: float) -> str:
     return f"{value / target:.2f}x the target"
 
 
+def _engines_row(engines: dict[str, dict[str, Any]]) -> Row:
+    """One worker with each engine, on the same inputs in the same run."""
+    parts = []
+    figures: dict[str, float] = {}
+    for name, run in engines.items():
+        if "skipped" in run:
+            parts.append(f"{name}: {run['skipped']}")
+            continue
+        rate, cpu = run["recordsPerSecond"], run["cpuMicrosecondsPerRecord"]
+        parts.append(f"{name} {rate:,} records/s ({cpu} us/record)")
+        figures[f"{name}RecordsPerSecond"] = rate
+        figures[f"{name}CpuMicrosecondsPerRecord"] = cpu
+    native, python = engines.get("native", {}), engines.get("python", {})
+    if "recordsPerSecond" in native and "recordsPerSecond" in python:
+        times = native["recordsPerSecond"] / python["recordsPerSecond"]
+        figures["nativeOverPython"] = round(times, 2)
+        met, detail = times >= NATIVE_OVER_PYTHON, f"{times:.1f}x"
+    else:
+        met, detail = False, "native engine not built"
+    return Row(
+        "  engines, one worker each",
+        "; ".join(parts),
+        figures,
+        f"native >= {NATIVE_OVER_PYTHON:g}x python",
+        met,
+        detail,
+    )
+
+
 def build(results: dict[str, Any], records: int, naive_records: int) -> Table:
     """The table for a run's ``results`` (the JSON report's ``results`` object)."""
     table = Table()
@@ -103,7 +135,7 @@ def build(results: dict[str, Any], records: int, naive_records: int) -> Table:
     e2e_rate = e2e["recordsPerSecond"]
     table.add(
         Row(
-            f"end to end: one worker, {records:,} inputs",
+            f"end to end: one worker, {records:,} inputs, {results['engine']} engine",
             f"{e2e_rate:,} records/s in; {e2e['outputMessagesPerSecond']:,} messages/s out",
             {
                 "recordsPerSecond": e2e_rate,
@@ -124,18 +156,22 @@ def build(results: dict[str, Any], records: int, naive_records: int) -> Table:
             detail="inputs queued before the worker started",
         )
     )
+    cpu = e2e["cpuMicrosecondsPerRecord"]
     table.add(
         Row(
             "  worker process",
-            f"CPU {e2e['cpuSeconds']} s processing ({e2e['cpuMicrosecondsPerRecord']} "
+            f"CPU {e2e['cpuSeconds']} s processing ({cpu} "
             f"us/record), {e2e['cpuSecondsTotal']} s in all; peak RSS {e2e['peakRssMb']:,.0f} MB",
             {
                 "cpuSeconds": e2e["cpuSeconds"],
                 "cpuSecondsTotal": e2e["cpuSecondsTotal"],
                 "peakRssMb": e2e["peakRssMb"],
             },
+            f"<= {E2E_CPU_US_PER_RECORD:g} us/record",
+            cpu <= E2E_CPU_US_PER_RECORD,
         )
     )
+    table.add(_engines_row(results["engines"]))
     only = results["outputsOnly"]
     share = e2e["outputMessagesPerSecond"] / only["messagesPerSecond"]
     table.add(

@@ -1,11 +1,13 @@
 """``cdrveil bench`` (``make bench``): every benchmark in one run, one table, one JSON file.
 
 On the embedded broker, in this order: the engine alone (core); the preloaded inputs
-through one real worker (end to end), then the passthrough baseline and 2, 3 ...
-workers on the same inputs; the outputs-only baseline; the naive faust baseline; latency
-under a steady load at half the measured end-to-end rate; a fresh worker loading a million
-consent states. Each phase uses its own topics and deletes them when done (the broker keeps
-everything in memory). Every process it starts is stopped at the end, also on Ctrl-C.
+through one real worker (end to end), 2, 3 ... workers, one worker with each other engine
+(``CDRVEIL_ENGINE``; native is skipped, and says so, where it is not built), then the
+passthrough baseline on the same inputs; the outputs-only baseline; the naive faust
+baseline; latency under a steady load at half the measured end-to-end rate; a fresh worker
+loading a million consent states. Each phase uses its own topics and deletes them when done
+(the broker keeps everything in memory). Every process it starts is stopped at the end,
+also on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ async def run_phases(ctx: Context, results: dict[str, Any]) -> None:
     settings = await e2e.preload(ctx, extra_topics=(baselines.passthrough.TOPIC,))
     runs, backlog = await e2e.worker_runs(ctx, settings)
     results["workers"] = {str(n): run.as_dict() for n, run in runs.items()}
+    results["engine"] = settings.engine
+    results["engines"] = await e2e.engine_runs(ctx, settings, runs[min(runs)])
     results["backlogLatency"] = backlog.as_dict()
     results["passthrough"] = (await baselines.passthrough_run(ctx, settings)).as_dict()
     await drop_topics(settings)
@@ -75,6 +79,8 @@ async def with_broker(config: Config, workdir: Path, results: dict[str, Any]) ->
                 session_timeout_ms=config.session_timeout_ms,
             )
             ctx = Context(config, base, Policy.load(), keyring, fleet)
+            # Every worker phase runs the default engine, or says it cannot.
+            ctx.base = base.replace(engine=e2e.preferred_engine(ctx.say))
             ctx.say(f"embedded broker on {broker.bootstrap_servers} (pid {broker.pid})")
             results["processes"] = {"broker": broker.pid}
             await run_phases(ctx, results)

@@ -31,6 +31,7 @@ SECURITY_PROTOCOLS: Final = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS: Final = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 PROCESSING_GUARANTEES: Final = ("at_least_once", "exactly_once")
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+ENGINES: Final = ("native", "python")
 
 # Kafka's own rules: topic names of [a-zA-Z0-9._-], at most 249 characters. The longest
 # name we derive is an analytics topic; 200 leaves room for the purpose name.
@@ -98,6 +99,9 @@ class Settings:
     #: ``exactly_once`` needs a broker with transactions (Apache Kafka); the embedded
     #: development broker has none, so against it the pipeline is ``at_least_once``.
     processing_guarantee: str = "at_least_once"
+    #: The record engine: ``native`` (compiled, the fast path) or ``python`` (the reference
+    #: the native one is proven equal to; what ``explain`` runs).
+    engine: str = "native"
     #: Input records taken from Kafka and processed as one batch.
     batch_max_records: int = 2000
     linger_ms: int = 5
@@ -300,6 +304,7 @@ _STRINGS: Final = frozenset(
         "sasl_mechanism",
         "sasl_username",
         "processing_guarantee",
+        "engine",
         "web_host",
         "log_level",
     }
@@ -324,7 +329,7 @@ def _parse(key: str, raw: str, where: str) -> Any:
         return Secret(raw) if raw else None
     if key in ("security_protocol", "sasl_mechanism", "log_level"):
         return text.upper() or None
-    if key == "processing_guarantee":
+    if key in ("processing_guarantee", "engine"):
         return text.lower()
     return text
 
@@ -451,6 +456,8 @@ def _check_modes(s: Settings) -> None:
             "processing_guarantee must be at_least_once or exactly_once "
             "(exactly_once needs Apache Kafka; the embedded broker has no transactions)"
         )
+    if s.engine not in ENGINES:
+        raise ConfigError("engine must be native or python (CDRVEIL_ENGINE)")
     if s.log_level not in LOG_LEVELS:
         raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
     if not s.web_host:

@@ -34,7 +34,7 @@ from pipeline.core.decode import Rejection
 from pipeline.core.normalize import MsisdnNormalizer
 from pipeline.core.policy import Policy
 from pipeline.core.warrants import WarrantIndex
-from pipeline.factory import build_engine
+from pipeline.factory import build_reference
 from pipeline.settings import Settings
 from pipeline.shell.messages import header
 from pipeline.shell.offsets import committed_offsets, log_end_offsets
@@ -78,6 +78,8 @@ def isolated_settings(bootstrap_servers: str, tag: str, **changes: Any) -> Setti
         "partitions": 4,
         "session_timeout_ms": 2000,
         "web_port": 0,
+        # The reference engine until the native one is merged (issue 14); then the default.
+        "engine": "python",
     }
     return Settings.from_env({}, bootstrap_servers=bootstrap_servers, **(values | changes))
 
@@ -453,7 +455,7 @@ class Expectation:
     ) -> None:
         self.settings = settings
         self.names = TopicNames(settings.topic_prefix)
-        self.engine = build_engine(settings)
+        self.engine = build_reference(settings)
         msisdn = MsisdnNormalizer(settings.country_code, settings.trunk_prefix)
         self.consent = ConsentTable(msisdn)
         self.warrants = WarrantIndex(msisdn)

@@ -266,6 +266,7 @@ def add_commands(commands: Subparsers) -> None:
         "web_port",
         "web_host",
         "log_level",
+        "engine",
     )
     add_connection_flags(worker)
     worker.set_defaults(handler=_worker)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from pipeline.settings import (
+    ENGINES,
     LOG_LEVELS,
     PROCESSING_GUARANTEES,
     SECURITY_PROTOCOLS,
@@ -64,6 +65,12 @@ FLAGS: Final[dict[str, Flag]] = {
         "--web-port", "port of /healthz, /readyz, /metrics and /health (0: off)", "PORT", int
     ),
     "log_level": Flag("--log-level", "log level", choices=LOG_LEVELS),
+    "engine": Flag(
+        "--engine",
+        "the record engine: native (compiled, the fast path) or python (the reference it is "
+        "proven equal to; several times slower)",
+        choices=ENGINES,
+    ),
     "web_host": Flag("--web-host", "address the web endpoints listen on", "HOST"),
     "processing_guarantee": Flag(
         "--processing-guarantee",

@@ -20,13 +20,11 @@ from faust.app.base import BootStrategy
 from faust.web import Request, Response, View
 from mode import ServiceT
 
-from pipeline.core.consent import ConsentTable
-from pipeline.core.normalize import MsisdnNormalizer
-from pipeline.core.warrants import WarrantIndex
+from pipeline.core.batch import BatchEngine
 from pipeline.settings import Settings
 from pipeline.shell import telemetry
 from pipeline.shell.logs import thin_client_logs
-from pipeline.shell.recordpath import RecordEngine, RecordPath
+from pipeline.shell.recordpath import RecordPath
 from pipeline.shell.status import WorkerStatus
 from pipeline.shell.tables import StateTables
 
@@ -35,7 +33,7 @@ log = logging.getLogger("cdrveil.app")
 #: Libraries whose DEBUG output can carry record contents (never identifiers in our logs).
 _CHATTY_LOGGERS = ("aiokafka", "kafka")
 
-EngineFactory = Callable[[Settings], RecordEngine]
+EngineFactory = Callable[[Settings], BatchEngine]
 
 
 class _ShellBoot(BootStrategy):
@@ -53,9 +51,7 @@ class CdrveilApp(faust.App):
     def __init__(
         self,
         settings: Settings,
-        engine: RecordEngine,
-        consent: ConsentTable,
-        warrants: WarrantIndex,
+        engine: BatchEngine,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -65,11 +61,12 @@ class CdrveilApp(faust.App):
         key_id = getattr(engine, "key_id", None)
         if isinstance(key_id, str):
             self.metrics.set_active_key(key_id)
-        self.consent = consent
-        self.warrants = warrants
-        self.state_tables = StateTables(settings, consent, warrants, self.metrics, self.status)
+        self.engine = engine
+        self.state_tables = StateTables(
+            settings, engine.consent, engine.warrants, self.metrics, self.status
+        )
         self.record_path = RecordPath(
-            settings, engine, self.state_tables, consent.get, warrants, self.metrics, self.status
+            settings, engine, self.state_tables, self.metrics, self.status
         )
 
     def on_init_dependencies(self) -> Iterable[ServiceT]:
@@ -89,6 +86,8 @@ class CdrveilApp(faust.App):
             logger = logging.getLogger(name)
             logger.setLevel(max(logger.getEffectiveLevel(), logging.INFO))
         thin_client_logs()
+        # Here, not where the engine is built: faust's logging is set up by now.
+        log.info("engine: %s (CDRVEIL_ENGINE)", self.engine.name)
 
 
 def create_app(settings: Settings, engine_factory: EngineFactory) -> CdrveilApp:
@@ -98,12 +97,9 @@ def create_app(settings: Settings, engine_factory: EngineFactory) -> CdrveilApp:
     :class:`~pipeline.errors.ConfigError` at once rather than a crashed worker.
     """
     engine = engine_factory(settings)
-    msisdn = MsisdnNormalizer(settings.country_code, settings.trunk_prefix)
     app = CdrveilApp(
         settings,
         engine,
-        ConsentTable(msisdn),
-        WarrantIndex(msisdn),
         id=settings.group_id,
         broker=[f"kafka://{server.strip()}" for server in settings.bootstrap_servers.split(",")],
         autodiscover=False,
@@ -124,8 +120,8 @@ def _add_pages(app: CdrveilApp) -> None:
         """200 when records are processed, 503 while starting (with the reason)."""
         body = {
             "status": status.status(),
-            "consent_states": len(app.consent),
-            "warrants": len(app.warrants),
+            "consent_states": len(app.engine.consent),
+            "warrants": len(app.engine.warrants),
         }
         return view.json(body, status=200 if status.ready else 503)
 

@@ -15,13 +15,14 @@ import logging
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import count
 from typing import Any, Final
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.producer.message_accumulator import BatchBuilder
 
+from pipeline.core.batch import Layout, PartitionBatches
+from pipeline.core.engine import Output
 from pipeline.errors import BrokerError
 
 log = logging.getLogger("cdrveil.produce")
@@ -68,7 +69,7 @@ class Partitioner:
     """Kafka's default partitioner for keyed messages (so a key lands where any Kafka
     client would put it), round-robin for keyless ones."""
 
-    __slots__ = ("_old", "_round_robin", "counts", "young")
+    __slots__ = ("_old", "counts", "keyless", "young")
 
     def __init__(self) -> None:
         #: Partition count per topic, learnt from the producer's metadata.
@@ -76,7 +77,9 @@ class Partitioner:
         # Two cache generations: a full young one becomes the old one, so hot keys survive.
         self.young: dict[bytes, int] = {}
         self._old: dict[bytes, int] = {}
-        self._round_robin = count()
+        #: The keyless messages placed so far, all topics together: the next goes to this
+        #: counter modulo its topic's partition count.
+        self.keyless = 0
 
     async def learn(self, producer: AIOKafkaProducer, topic: str) -> None:
         """Fetch the partition count of ``topic`` (a missing topic is a clear error)."""
@@ -91,7 +94,8 @@ class Partitioner:
     def partition(self, key: bytes | None, n: int) -> int:
         """The partition of ``key`` among ``n``."""
         if key is None:
-            return next(self._round_robin) % n
+            self.keyless = placed = self.keyless + 1
+            return (placed - 1) % n
         h = self.young.get(key)
         if h is None:
             h = self._old.get(key)
@@ -108,6 +112,48 @@ def _no_batches() -> BatchBuilder:
     raise RuntimeError("a dry-run OutputBatch has no producer to make record batches")
 
 
+class FinishedBatch:
+    """A record batch built elsewhere (by the native engine), in the shape aiokafka's producer
+    takes from a ``BatchBuilder``: ``send_batch`` queues it, the sender sends its bytes, and a
+    resend sends the same bytes again. It is closed: it takes no more messages."""
+
+    __slots__ = ("_buffer",)
+
+    #: Where a Kafka v2 record batch holds its record count (int32, big-endian).
+    _RECORDS_AT: Final = slice(57, 61)
+
+    def __init__(self, buffer: bytes) -> None:
+        self._buffer = buffer
+
+    def append(self, **_message: Any) -> None:
+        """Closed: a message always goes to a new batch (``None``, as a full builder says)."""
+
+    def close(self) -> None:
+        """Already closed."""
+
+    def closed(self) -> bool:
+        """Always."""
+        return True
+
+    def size(self) -> int:
+        """Its size in bytes."""
+        return len(self._buffer)
+
+    def record_count(self) -> int:
+        """How many messages it holds (read from its header)."""
+        return int.from_bytes(self._buffer[self._RECORDS_AT], "big")
+
+    def _build(self) -> bytes:
+        return self._buffer
+
+    def _set_producer_state(self, producer_id: int, epoch: int, base_sequence: int) -> None:
+        # The producer id, epoch and sequence are inside the CRC: a finished batch cannot
+        # take them, so a transactional (exactly_once) worker builds its own batches.
+        raise RuntimeError(
+            "a finished record batch cannot join an idempotent or transactional send"
+        )
+
+
 @dataclass
 class Send:
     """One partition's share of an output batch: its record batches, how many messages they
@@ -115,7 +161,7 @@ class Send:
 
     topic: str
     partition: int
-    builders: list[BatchBuilder]
+    builders: list[BatchBuilder | FinishedBatch]
     count: int
     futures: list[asyncio.Future[Any]] = field(default_factory=list)
 
@@ -136,7 +182,7 @@ class OutputBatch:
         """``producer`` makes the record batches; ``None`` (a dry run) only counts."""
         self._partitioner = partitioner
         self._create = _no_batches if producer is None else producer.create_batch
-        self._buckets: dict[str, list[list[BatchBuilder]]] = {}
+        self._buckets: dict[str, list[list[BatchBuilder | FinishedBatch]]] = {}
         # Messages for topics whose partition count is not known yet (first batch only).
         self._pending: list[tuple[str, Message]] = []
         self.size = 0
@@ -168,6 +214,16 @@ class OutputBatch:
         builder.append(key=key, value=value, timestamp=None, headers=headers)
         builders.append(builder)
 
+    def add_finished(self, batches: PartitionBatches) -> None:
+        """Queue one partition's finished record batches (its topic's partition count known)."""
+        buckets = self._buckets.get(batches.topic)
+        if buckets is None:
+            n = self._partitioner.counts[batches.topic]
+            buckets = self._buckets[batches.topic] = [[] for _ in range(n)]
+        finished = [FinishedBatch(buffer) for buffer in batches.batches]
+        buckets[batches.partition] += finished
+        self.size += sum(batch.record_count() for batch in finished)
+
     async def send(self, producer: AIOKafkaProducer) -> list[Send]:
         """Hand every record batch to the producer; return what to await."""
         pending, self._pending = self._pending, []
@@ -185,6 +241,39 @@ class OutputBatch:
                     await _submit(producer, send)
                     sends.append(send)
         return sends
+
+
+def reference_record_batches(
+    outputs: Sequence[Output], layout: Layout
+) -> tuple[list[PartitionBatches], int]:
+    """The record batches of ``outputs`` as the worker's own path builds them (aiokafka's
+    builder, :class:`Partitioner`), every record stamped ``layout.timestamp_ms``; and the
+    keyless counter after them. The specification a native batch builder is tested against.
+    """
+    partitioner = Partitioner()
+    partitioner.counts = dict(layout.partitions)
+    partitioner.keyless = layout.round_robin
+    buckets: dict[str, list[list[BatchBuilder]]] = {}
+    stamp = layout.timestamp_ms
+    for topic, key, value, headers in outputs:
+        bucket = buckets.get(topic)
+        if bucket is None:
+            bucket = buckets[topic] = [[] for _ in range(layout.partitions[topic])]
+        builders = bucket[partitioner.partition(key, len(bucket))]
+        if builders and (
+            builders[-1].append(key=key, value=value, timestamp=stamp, headers=headers) is not None
+        ):
+            continue
+        builder = BatchBuilder(layout.batch_bytes, 0)
+        builder.append(key=key, value=value, timestamp=stamp, headers=headers)
+        builders.append(builder)
+    finished = [
+        PartitionBatches(topic, partition, [bytes(b._build()) for b in builders])
+        for topic, bucket in buckets.items()
+        for partition, builders in enumerate(bucket)
+        if builders
+    ]
+    return finished, partitioner.keyless
 
 
 async def _submit(producer: AIOKafkaProducer, send: Send) -> None:

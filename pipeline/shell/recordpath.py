@@ -3,8 +3,9 @@
 Why not a faust agent: faust's per-event machinery costs ~41 µs (FACTS.md), several times
 the engine itself, and faust acks-and-drops an event when an agent raises or its codec
 fails. Here an aiokafka consumer in the worker group takes up to ``batch_max_records`` raw
-records at a time (``getmany``); every record goes through the engine, every outcome
-becomes messages (its outputs, or one dead-letter copy with the reason in headers), the
+records at a time (``getmany``); the whole batch goes through the engine in one call
+(:mod:`pipeline.core.batch`), every outcome becomes messages (the outputs, or one
+dead-letter copy per rejected record with the reason in headers), the
 messages are produced as whole record batches, and the input offsets are committed only
 once the broker has acknowledged every message of the batch. A batch may be in flight
 while the next one is processed; commits follow in order. faust still runs the process:
@@ -21,22 +22,19 @@ import contextlib
 import gc
 import logging
 import time
-import traceback
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from mode import Service
 
 import pipeline
-from pipeline.core.consent import ConsentLookup
+from pipeline.core.batch import INTERNAL_ERROR, BatchEngine, Layout, RecordBatchEngine
 from pipeline.core.decode import Rejection
-from pipeline.core.engine import Output
 from pipeline.core.policy import Policy
-from pipeline.core.warrants import WarrantIndex
 from pipeline.errors import BrokerError
 from pipeline.settings import Settings
 from pipeline.shell import clients
@@ -58,15 +56,6 @@ CLOSE_STEP_S: Final = 2.0
 #: Allocations between young-generation collections (CPython's default is 700).
 GC_THRESHOLD_GEN0: Final = 20_000
 _VERSION: Final = pipeline.__version__.encode()
-
-
-class RecordEngine(Protocol):
-    """The core engine as the shell uses it (``pipeline.core.engine.Engine``)."""
-
-    def process(
-        self, raw: bytes | None, consent: ConsentLookup, warrants: WarrantIndex
-    ) -> Rejection | list[Output]:
-        """Outputs of one input message, or why it was rejected."""
 
 
 def dead_letter_headers(
@@ -99,21 +88,6 @@ def route_of_topic(logical: str) -> str:
     if logical == BILLING:
         return "billing"
     return logical.removeprefix(ANALYTICS_PREFIX)
-
-
-#: The reason code of a record the engine raised on (a bug): dead-lettered, never lost.
-INTERNAL_ERROR: Final = "internal_error"
-
-
-def internal_error(exc: BaseException) -> Rejection:
-    """The rejection for an engine that raised: a bug, still dead-lettered.
-
-    The message names the exception type and where it was raised, never its text, which
-    could quote a field value.
-    """
-    frames = traceback.extract_tb(exc.__traceback__)
-    where = f" at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else ""
-    return Rejection(INTERNAL_ERROR, f"the engine raised {type(exc).__name__}{where}")
 
 
 def settle_heap() -> None:
@@ -164,10 +138,8 @@ class RecordPath(Service):
     def __init__(
         self,
         settings: Settings,
-        engine: RecordEngine,
+        engine: BatchEngine,
         tables: StateTables,
-        consent: ConsentLookup,
-        warrants: WarrantIndex,
         metrics: Metrics,
         status: WorkerStatus,
         **kwargs: Any,
@@ -175,8 +147,6 @@ class RecordPath(Service):
         self.settings = settings
         self.engine = engine
         self.tables = tables
-        self.consent = consent
-        self.warrants = warrants
         self.metrics = metrics
         self.status = status
         self.names = TopicNames(settings.topic_prefix)
@@ -190,6 +160,9 @@ class RecordPath(Service):
         self._lag_reported = 0.0
         self._unlabelled = False
         self._partitioner = Partitioner()
+        #: The engine's output topics once their partition counts are known, if it builds
+        #: the record batches itself.
+        self._batch_topics: list[str] | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._in_flight: asyncio.Queue[_Work | None] = asyncio.Queue(MAX_IN_FLIGHT)
@@ -242,6 +215,7 @@ class RecordPath(Service):
             settle_heap()
             if not await self._connect():
                 return
+            await self._learn_batch_topics()
             assert self._producer is not None  # noqa: S101 - set by _connect
             self._watch = asyncio.create_task(
                 watch_kafka(self._producer.client, self.status, self.settings.bootstrap_servers),
@@ -380,49 +354,104 @@ class RecordPath(Service):
     def _process(
         self, batch: dict[TopicPartition, list[Any]], started: float
     ) -> tuple[_Work, OutputBatch]:
-        """Run the engine over a batch (CPU only, no awaits)."""
+        """Run the engine over a batch (CPU only, no awaits): one call for all its records."""
+        values: list[bytes | None] = []
+        for records in batch.values():
+            values += [record.value for record in records]
         outputs = OutputBatch(self._partitioner, self._producer)
-        add = outputs.add
-        process = self.engine.process
-        consent, warrants = self.consent, self.warrants
-        dead_letter = self.names.dead_letter
+        if self._builds_batches:
+            rejections = self._process_records(values, outputs)
+        else:
+            result = self.engine.process_batch(values)
+            rejections = result.rejections
+            add = outputs.add
+            for topic, key, value, headers in result.outputs:
+                add(topic, key, value, headers)
+        dead_letters: dict[str, int] = {}
+        if rejections:
+            self._dead_letter(batch, rejections, outputs, dead_letters)
         input_labels, lag_base = self._input_labels, self._lag_base
         offsets: dict[TopicPartition, int] = {}
         topics: dict[str, int] = {}
-        dead_letters: dict[str, int] = {}
         timestamps: list[int] = []
-        total = 0
         for tp, records in batch.items():
-            for record in records:
-                try:
-                    result = process(record.value, consent, warrants)
-                except Exception as exc:  # noqa: BLE001 - an engine bug must not stop the pipeline
-                    result = internal_error(exc)
-                    # Not log.exception: the exception's text could quote a field value.
-                    log.error(  # noqa: TRY400
-                        "engine failure on %s[%d]@%d: %s",
-                        tp.topic,
-                        tp.partition,
-                        record.offset,
-                        result.message,
-                    )
-                if isinstance(result, Rejection):
-                    headers = dead_letter_headers(
-                        result, tp.topic, tp.partition, record.offset, self._now()
-                    )
-                    add(dead_letter, record.key, record.value, headers)
-                    dead_letters[result.code] = dead_letters.get(result.code, 0) + 1
-                else:
-                    for out in result:
-                        add(out.topic, out.key, out.value, out.headers)
             offsets[tp] = records[-1].offset + 1
             if tp not in lag_base:
                 lag_base[tp] = records[0].offset
             timestamps += [record.timestamp for record in records]
             label = input_labels.get(tp.topic, tp.topic)
             topics[label] = topics.get(label, 0) + len(records)
-            total += len(records)
-        return _Work(offsets, total, topics, dead_letters, timestamps, started), outputs
+        work = _Work(offsets, len(values), topics, dead_letters, timestamps, started)
+        return work, outputs
+
+    @property
+    def _builds_batches(self) -> bool:
+        """Whether the engine hands over finished record batches for this batch: it can, the
+        partition counts of its topics are known, and no transaction has to stamp them."""
+        return self._batch_topics is not None and not self._transactional
+
+    def _process_records(
+        self, values: list[bytes | None], outputs: OutputBatch
+    ) -> list[tuple[int, Rejection]]:
+        engine = self.engine
+        assert isinstance(engine, RecordBatchEngine)  # noqa: S101 - _builds_batches
+        partitioner = self._partitioner
+        layout = Layout(
+            partitioner.counts,
+            clients.MAX_BATCH_BYTES,
+            int(time.time() * 1000),
+            partitioner.keyless,
+        )
+        result = engine.process_batch_records(values, layout)
+        partitioner.keyless = result.round_robin
+        for batches in result.partitions:
+            outputs.add_finished(batches)
+        return result.rejections
+
+    async def _learn_batch_topics(self) -> None:
+        """For an engine that builds record batches: the partition count of every topic it
+        writes, before the first batch (it places the messages itself)."""
+        engine = self.engine
+        producer = self._producer
+        if not isinstance(engine, RecordBatchEngine) or producer is None or self._transactional:
+            return
+        topics = list(engine.output_topics)
+        for topic in topics:
+            if topic not in self._partitioner.counts:
+                await self._partitioner.learn(producer, topic)
+        self._batch_topics = topics
+        log.info("the engine builds the record batches of %d output topics", len(topics))
+
+    def _dead_letter(
+        self,
+        batch: dict[TopicPartition, list[Any]],
+        rejections: list[tuple[int, Rejection]],
+        outputs: OutputBatch,
+        counts: dict[str, int],
+    ) -> None:
+        """One dead-letter copy per rejected input, the reason in its headers.
+
+        After the batch's outputs: each topic still gets its messages in input order (the
+        dead-letter topic holds nothing else).
+        """
+        taken = [(tp, record) for tp, records in batch.items() for record in records]
+        dead_letter = self.names.dead_letter
+        for index, rejection in rejections:
+            tp, record = taken[index]
+            if rejection.code == INTERNAL_ERROR:
+                # The location and the reason only: an exception's text could quote a field.
+                log.error(
+                    "engine failure on %s[%d]@%d: %s",
+                    tp.topic,
+                    tp.partition,
+                    record.offset,
+                    rejection.message,
+                )
+            headers = dead_letter_headers(
+                rejection, tp.topic, tp.partition, record.offset, self._now()
+            )
+            outputs.add(dead_letter, record.key, record.value, headers)
+            counts[rejection.code] = counts.get(rejection.code, 0) + 1
 
     def _count(self, work: _Work, acknowledged: float) -> None:
         """Count a batch whose outputs are all acknowledged: once per batch, never per record."""

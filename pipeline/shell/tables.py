@@ -2,7 +2,9 @@
 
 Global, not partitioned: the other party of a call lives on another partition, so each
 worker reads every partition of ``consent.state`` and ``li.warrants`` from the beginning
-(tombstone = delete) with a group-less consumer, and keeps following them.
+(tombstone = delete) with a group-less consumer, and keeps following them. The tables are
+the engine's own (``engine.consent``, ``engine.warrants``): fed here one message at a time,
+looked up only inside the engine.
 
 Why not faust's ``GlobalTable``: measured here, faust's per-event path costs ~41 µs, so a
 million consent states take ~40 s to load against a 15 s target, and it holds raw bytes per
@@ -20,12 +22,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from mode import Service
 
+from pipeline.core.batch import StateTable
 from pipeline.errors import BrokerError
 from pipeline.settings import Settings
 from pipeline.shell import clients
@@ -42,20 +45,8 @@ LOAD_CHUNK: Final = 20_000
 FOLLOW_CHUNK: Final = 2_000
 
 
-class StateTable(Protocol):
-    """What the core's ``ConsentTable`` and ``WarrantIndex`` offer the shell."""
-
-    rejected: dict[str, int]
-
-    def apply(self, key: bytes | None, value: bytes | None) -> object:
-        """Apply one message of the topic (``None`` value = tombstone)."""
-
-    def __len__(self) -> int:
-        """How many entries the table holds."""
-
-
 class StateTables(Service):
-    """The consent table and the warrant index, kept up to date from Kafka."""
+    """The engine's consent table and warrant index, kept up to date from Kafka."""
 
     def __init__(
         self,

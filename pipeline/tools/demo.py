@@ -294,6 +294,8 @@ async def run_demo(config: DemoConfig) -> int:
                 "CDRVEIL_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
                 "CDRVEIL_KEYRING_PATH": str(keyring),
                 "CDRVEIL_WEB_PORT": str(web_port),
+                # The reference engine until the native one is merged (issue 14).
+                "CDRVEIL_ENGINE": "python",
             }
             with log_path.open("wb") as log:
                 # Popen returns at once (no wait), so it does not block the loop.

@@ -36,6 +36,7 @@ from aiokafka.errors import KafkaConnectionError
 
 from pipeline.ber.errors import BAD_BER, UNSUPPORTED_FORMAT
 from pipeline.ber.file import BAD_CDR_HEADER, BAD_FILE_HEADER, CDR_LENGTH_MISMATCH, TRUNCATED_CDR
+from pipeline.core.batch import INTERNAL_ERROR
 from pipeline.core.decode import REASONS
 from pipeline.errors import BrokerError, ConfigError
 from pipeline.progress import Progress
@@ -43,7 +44,6 @@ from pipeline.settings import Settings
 from pipeline.shell.clients import publisher as make_producer
 from pipeline.shell.offsets import log_end_offsets, partitions_of
 from pipeline.shell.produce import OutputBatch, Partitioner, await_delivery
-from pipeline.shell.recordpath import INTERNAL_ERROR
 from pipeline.shell.topics import TopicNames
 
 #: Header each replayed message carries: the dead letter it came from (topic:partition:offset).

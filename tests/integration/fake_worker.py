@@ -18,6 +18,7 @@ from pipeline.core.consent import ConsentLookup
 from pipeline.core.decode import Rejection
 from pipeline.core.engine import Output
 from pipeline.core.warrants import WarrantIndex
+from pipeline.factory import wrap_record_engine
 from pipeline.settings import Settings
 from pipeline.shell.topics import BILLING, TopicNames
 from pipeline.shell.worker import run_worker
@@ -55,4 +56,4 @@ class FakeEngine:
 
 
 if __name__ == "__main__":
-    run_worker(Settings.from_env(), FakeEngine)
+    run_worker(Settings.from_env(), lambda s: wrap_record_engine(s, FakeEngine(s)))

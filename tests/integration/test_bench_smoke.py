@@ -24,6 +24,7 @@ ROWS = (
     "end to end: one worker",
     "latency, preloaded backlog",
     "worker process",
+    "engines, one worker each",
     "outputs-only baseline",
     "passthrough baseline",
     "naive faust baseline",
@@ -31,7 +32,7 @@ ROWS = (
     "consent table",
     "workers 1/2/3",
 )
-TARGETS = 6
+TARGETS = 8
 OURS = ("tansu", "pipeline", "benchmarks")
 
 

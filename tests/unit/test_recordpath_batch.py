@@ -1,0 +1,93 @@
+"""The record path's use of the batch interface, without a broker (a dry-run OutputBatch)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+import pytest
+from aiokafka import TopicPartition
+
+from pipeline.core.batch import PythonBatchEngine
+from pipeline.core.consent import ConsentLookup
+from pipeline.core.decode import Rejection
+from pipeline.core.engine import Output
+from pipeline.core.warrants import WarrantIndex
+from pipeline.settings import Settings
+from pipeline.shell.recordpath import RecordPath
+from pipeline.shell.status import WorkerStatus
+from pipeline.shell.telemetry import Metrics
+
+SUBSCRIBER = "46701234567"
+
+
+class _Record(NamedTuple):
+    """The fields of aiokafka's ConsumerRecord the record path reads."""
+
+    key: bytes | None
+    value: bytes | None
+    offset: int
+    timestamp: int
+
+
+class _Echo:
+    """One output per value; ``bad`` is rejected; ``boom`` raises with a number in its text."""
+
+    def process(
+        self, raw: bytes | None, consent: ConsentLookup, warrants: WarrantIndex
+    ) -> Rejection | list[Output]:
+        if raw == b"bad":
+            return Rejection("invalid_json", "the message is not valid JSON")
+        if raw == b"boom":
+            raise ValueError(SUBSCRIBER)
+        return [Output("out", raw, raw or b"", [("h", b"1")])]
+
+
+def _path() -> RecordPath:
+    metrics = Metrics()
+    tables: Any = None  # not used by _process
+    path = RecordPath(
+        Settings.from_env({}, engine="python"),
+        PythonBatchEngine.around(_Echo()),
+        tables,
+        metrics,
+        WorkerStatus(metrics),
+    )
+    path._now = lambda: datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
+    return path
+
+
+def test_one_engine_call_gives_the_outputs_then_each_rejection_at_its_source(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Outputs in input order across partitions, then one dead letter per rejected input
+    with the topic, partition and offset it came from; the failure logged without text."""
+    first, second = TopicPartition("cdr.voice", 3), TopicPartition("cdr.sms", 1)
+    batch = {
+        first: [_Record(b"k1", b"a", 10, 1000), _Record(b"k2", b"bad", 11, 1001)],
+        second: [_Record(b"k3", b"boom", 20, 1002), _Record(None, b"c", 21, 1003)],
+    }
+    with caplog.at_level(logging.ERROR, logger="cdrveil.worker"):
+        work, outputs = _path()._process(batch, 5.0)
+    pending = outputs._pending
+    assert [(topic, key, value) for topic, (key, value, _) in pending] == [
+        ("out", b"a", b"a"),
+        ("out", b"c", b"c"),
+        ("traffic.dead-letter", b"k2", b"bad"),
+        ("traffic.dead-letter", b"k3", b"boom"),
+    ]
+    bad, boom = (dict(headers) for _, (_, _, headers) in pending[2:])
+    assert (bad["dlq.source.topic"], bad["dlq.source.partition"]) == (b"cdr.voice", b"3")
+    assert (bad["dlq.source.offset"], bad["dlq.error.code"]) == (b"11", b"invalid_json")
+    assert (boom["dlq.source.topic"], boom["dlq.source.offset"]) == (b"cdr.sms", b"20")
+    assert boom["dlq.error.code"] == b"internal_error"
+    assert boom["dlq.timestamp"] == b"2026-12-03T10:00:00.000Z"
+    assert work.offsets == {first: 12, second: 22}
+    assert work.records == 4
+    assert work.dead_letters == {"invalid_json": 1, "internal_error": 1}
+    assert work.topics == {"cdr.voice": 2, "cdr.sms": 2}
+    assert work.timestamps == [1000, 1001, 1002, 1003]
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert line.startswith("engine failure on cdr.sms[1]@20: the engine raised ValueError at ")
+    assert SUBSCRIBER not in caplog.text
