@@ -35,8 +35,8 @@ from pipeline.core.warrants import WarrantIndex
 from pipeline.factory import build_engine
 from pipeline.settings import Settings
 from pipeline.shell import clients
+from pipeline.shell.deadletter import dead_letter_headers
 from pipeline.shell.offsets import high_water_marks, partitions_of
-from pipeline.shell.recordpath import dead_letter_headers
 from pipeline.shell.topics import TopicNames
 
 COMMIT_INTERVAL_S = 0.5

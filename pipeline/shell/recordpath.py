@@ -31,7 +31,6 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from mode import Service
 
-import pipeline
 from pipeline.core.consent import ConsentLookup
 from pipeline.core.decode import Rejection
 from pipeline.core.engine import Output
@@ -40,6 +39,7 @@ from pipeline.core.warrants import WarrantIndex
 from pipeline.errors import BrokerError
 from pipeline.settings import Settings
 from pipeline.shell import clients
+from pipeline.shell.deadletter import dead_letter_headers
 from pipeline.shell.liveness import watch_kafka
 from pipeline.shell.produce import OutputBatch, Partitioner, Send, await_delivery
 from pipeline.shell.status import WorkerStatus
@@ -57,7 +57,6 @@ IDLE_LAG_INTERVAL_S: Final = 1.0
 CLOSE_STEP_S: Final = 2.0
 #: Allocations between young-generation collections (CPython's default is 700).
 GC_THRESHOLD_GEN0: Final = 20_000
-_VERSION: Final = pipeline.__version__.encode()
 
 
 class RecordEngine(Protocol):
@@ -67,21 +66,6 @@ class RecordEngine(Protocol):
         self, raw: bytes | None, consent: ConsentLookup, warrants: WarrantIndex
     ) -> Rejection | list[Output]:
         """Outputs of one input message, or why it was rejected."""
-
-
-def dead_letter_headers(
-    rejection: Rejection, topic: str, partition: int, offset: int, now: datetime
-) -> list[tuple[str, bytes]]:
-    """The headers of a dead-letter copy: why, where it came from, when, which version."""
-    return [
-        ("dlq.error.code", rejection.code.encode()),
-        ("dlq.error.message", rejection.message.encode()),
-        ("dlq.source.topic", topic.encode()),
-        ("dlq.source.partition", str(partition).encode()),
-        ("dlq.source.offset", str(offset).encode()),
-        ("dlq.timestamp", now.isoformat(timespec="milliseconds").replace("+00:00", "Z").encode()),
-        ("cdrveil.version", _VERSION),
-    ]
 
 
 def route_labels(engine: object, names: TopicNames) -> dict[str, str]:

@@ -31,6 +31,7 @@ from pipeline.core.keys import Keyring
 from pipeline.core.policy import Policy
 from pipeline.errors import BrokerError, CdrveilError
 from pipeline.settings import Settings
+from pipeline.shell import deadletter
 from pipeline.shell.broker import EmbeddedBroker, free_port
 from pipeline.shell.messages import header_text
 from pipeline.shell.offsets import log_end_offsets, wait_until_committed
@@ -160,7 +161,7 @@ def summarize(
                 latencies.append((msg.timestamp - input_time[record_id]) / 1000.0)
 
     dead = back.messages.get(names.dead_letter, [])
-    reasons = Counter(header_text(msg, "dlq.error.code") or "?" for msg in dead)
+    reasons = Counter(header_text(msg, deadletter.ERROR_CODE) or "?" for msg in dead)
     lines.append("")
     lines.append(
         f"dead letters by reason ({len(dead):,}; "

@@ -36,6 +36,7 @@ from aiokafka.errors import KafkaConnectionError
 from pipeline.errors import BrokerError, ConfigError
 from pipeline.progress import Progress
 from pipeline.settings import Settings
+from pipeline.shell import deadletter
 from pipeline.shell.clients import publisher as make_producer
 from pipeline.shell.offsets import log_end_offsets, partitions_of
 from pipeline.shell.produce import OutputBatch, Partitioner, await_delivery
@@ -89,11 +90,11 @@ def decide(
     found = dict(headers)
     if selection.since_ms is not None and timestamp_ms < selection.since_ms:
         return Skip(NOT_SELECTED)
-    if selection.codes and _text(found.get("dlq.error.code")) not in selection.codes:
+    if selection.codes and _text(found.get(deadletter.ERROR_CODE)) not in selection.codes:
         return Skip(NOT_SELECTED)
-    if "dlq.source.file" in found:
+    if deadletter.SOURCE_FILE in found:
         return Skip(FROM_FILE)
-    source = _text(found.get("dlq.source.topic"))
+    source = _text(found.get(deadletter.SOURCE_TOPIC))
     if source is None:
         return Skip(NO_SOURCE)
     if selection.source_topics and source not in selection.source_topics:
@@ -294,7 +295,7 @@ async def _take(
             report.skipped[action.reason] += 1
             continue
         report.replayed[action.topic] += 1
-        code = _text(dict(message.headers).get("dlq.error.code"))
+        code = _text(dict(message.headers).get(deadletter.ERROR_CODE))
         report.codes[code if code and _CODE.match(code) else "other"] += 1
         origin = f"{tp.topic}:{p}:{message.offset}".encode()
         outputs.add(action.topic, message.key, message.value, [(REPLAYED_FROM, origin)])

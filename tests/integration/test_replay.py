@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from pipeline.ingest.publish import file_dead_letter_headers
 from pipeline.settings import Settings
+from pipeline.shell.deadletter import file_dead_letter_headers
 from pipeline.shell.offsets import log_end_offsets, wait_until_committed
 from pipeline.shell.topics import TopicNames
 from pipeline.synth import Workload, records
