@@ -22,7 +22,7 @@ from pipeline.core.decode import CdrRecord, Decoder, Rejection
 from pipeline.core.fields import FIELDS, Kind, Owner
 from pipeline.core.keys import Pseudonymizer
 from pipeline.core.normalize import MsisdnNormalizer
-from pipeline.core.policy import Action, Policy, Route
+from pipeline.core.policy import Action, OutputKey, Policy, Route
 from pipeline.core.warrants import WarrantIndex
 
 _DROP: Final = object()
@@ -125,7 +125,7 @@ class Engine:
                 ("cdrveil.policy-version", policy.version.encode()),
                 ("cdrveil.key-id", self.key_id.encode()),
             ]
-            if route.kind == "lawful_intercept":
+            if route.rules.copies_record:
                 self._li_routes.append((route, topic, headers))
                 continue
             fields = []
@@ -146,13 +146,14 @@ class Engine:
                 pseudonymizer.for_purpose(route.purpose, "msisdn"),
                 pseudonymizer.for_purpose(route.purpose, "imsi"),
             )
-            key = "pseudonym" if route.kind == "analytics" else "identity"
             self._plans.append(
                 _RoutePlan(
                     route,
                     topic,
                     fields,
-                    compile_route(route.name, route.purpose, key, fields, key_pseudonymizers),
+                    compile_route(
+                        route.name, route.purpose, route.rules, fields, key_pseudonymizers
+                    ),
                     route.select == "billable",
                     route.requires_consent,
                     route.purpose,
@@ -281,7 +282,7 @@ class Engine:
     def _key(self, plan: _RoutePlan, record: CdrRecord) -> bytes | None:
         served = record.served_msisdn
         identity = served or record.imsi
-        if plan.route.kind == "billing" or identity is None:
+        if plan.route.rules.key is OutputKey.IDENTITY or identity is None:
             return None if identity is None else identity.encode()
         id_type = "msisdn" if served is not None else "imsi"
         return self._pseudonymizer.pseudonym(plan.purpose, id_type, identity).encode()
@@ -380,7 +381,7 @@ class Engine:
             if result is not _DROP:
                 out[name] = result
             decisions.append(_decision(name, owner, consented, field, action))
-        if plan.route.kind == "analytics":
+        if plan.route.rules.names_purpose:
             out["purpose"] = purpose
         return out
 
@@ -419,14 +420,9 @@ def _skipped(route: Route, reason: str) -> dict[str, Any]:
 
 
 def _delivered_reason(route: Route, served_ok: bool) -> str:
-    if route.kind == "billing":
-        return "billable record; needed to perform the contract"
-    if route.requires_consent:
-        return f"the served subscriber consented to {route.purpose}"
-    if route.legal_basis == "legitimate_interest":
-        return f"legitimate interest ({route.purpose}); identifiers pseudonymized per the policy"
-    state = "consented" if served_ok else "did not consent"
-    return f"the served subscriber {state} to {route.purpose}; fields follow each owner's consent"
+    reason = route.rules.reason
+    assert reason is not None  # noqa: S101 - only lawful intercept has none, and it has no plan
+    return reason(route, served_ok)
 
 
 #: The signature the shell calls.

@@ -28,7 +28,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from pipeline.core.keys import Keyring
-from pipeline.core.policy import Policy
+from pipeline.core.policy import Policy, RouteKind
 from pipeline.errors import BrokerError, CdrveilError
 from pipeline.settings import Settings
 from pipeline.shell import deadletter
@@ -172,7 +172,7 @@ def summarize(
     lines.append("")
     lines.append("identifiers per analytics purpose (of those present in the input):")
     for route in policy.routes.values():
-        if route.kind != "analytics":
+        if route.kind is not RouteKind.ANALYTICS:
             continue
         shares: Counter[str] = Counter()
         for msg in back.messages.get(names(route.topic), []):
@@ -200,7 +200,7 @@ def summarize(
         record_id = header_text(sample, "cdrveil.record-id") or ""
         before = input_obj.get(record_id)
         lines.append(f"  [{route.name}] -> {names(route.topic)}  (key {sample.key!r})")
-        if route.kind != "lawful_intercept" and before is not None:
+        if not route.rules.copies_record and before is not None:
             lines.append(f"    before: {orjson.dumps(before).decode()}")
         after = sample.value.decode()
         lines.append(f"    after:  {after if len(after) < 600 else after[:600] + ' ...'}")
