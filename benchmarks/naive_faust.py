@@ -112,7 +112,7 @@ def create_app(settings: Settings, consent: ConsentTable, warrants: WarrantIndex
                 headers = dead_letter_headers(
                     result, message.topic, message.partition, message.offset, datetime.now(UTC)
                 )
-                await topic(names.dead_letter).send(
+                await topic(names.dead_letter(engine.policy)).send(
                     key=event.key, value=event.value, headers=headers
                 )
             else:

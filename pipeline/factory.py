@@ -12,9 +12,11 @@ from pipeline.settings import Settings
 log = logging.getLogger("cdrveil.engine")
 
 
-def build_engine(settings: Settings) -> Engine:
-    """The engine for these settings; refuses (ConfigError) an unsafe keyring or bad policy."""
-    policy = Policy.load(settings.policy_path)
+def build_engine(settings: Settings, policy: Policy | None = None) -> Engine:
+    """The engine for these settings and ``policy`` (by default the one the settings name);
+    refuses (ConfigError) an unsafe keyring or bad policy."""
+    if policy is None:
+        policy = Policy.load(settings.policy_path)
     keyring = Keyring.load(settings.require_keyring())
     engine = Engine.build(
         policy,

@@ -209,7 +209,7 @@ class Workers:
 
 async def create_all_topics(settings: Settings) -> None:
     """Every topic of the default policy, with the settings' prefix."""
-    await create_topics(settings, POLICY.analytics_purposes, POLICY.retention_ms_by_topic())
+    await create_topics(settings, POLICY)
 
 
 def route_topics(settings: Settings, kind: str | None = None) -> list[str]:
@@ -220,7 +220,7 @@ def route_topics(settings: Settings, kind: str | None = None) -> list[str]:
 
 def output_topics(settings: Settings) -> list[str]:
     """Every route's topic and the dead-letter topic."""
-    return [*route_topics(settings), TopicNames(settings.topic_prefix).dead_letter]
+    return [*route_topics(settings), TopicNames(settings.topic_prefix).dead_letter(POLICY)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -491,7 +491,7 @@ class Expectation:
                 if name != deadletter.TIMESTAMP
             ]
             content = _digest(
-                self.names.dead_letter.encode(),
+                self.names.dead_letter(POLICY).encode(),
                 message.key,
                 message.value,
                 _headers_digest(sorted(headers)),
@@ -518,7 +518,7 @@ class Tally:
     """What the worker wrote, fed message by message from the output topics."""
 
     def __init__(self, settings: Settings) -> None:
-        self.dead_letter = TopicNames(settings.topic_prefix).dead_letter
+        self.dead_letter = TopicNames(settings.topic_prefix).dead_letter(POLICY)
         #: ident -> content digests of its copies, in the order read
         self.copies: dict[bytes, list[bytes]] = {}
         self.dead_stamps: dict[bytes, set[bytes]] = {}

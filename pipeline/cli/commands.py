@@ -71,9 +71,7 @@ def _topics(args: argparse.Namespace) -> int:
 
     settings = _settings(args, partitions=args.partitions, policy_path=args.policy)
     policy = Policy.load(settings.policy_path)
-    report = asyncio.run(
-        create_topics(settings, policy.analytics_purposes, policy.retention_ms_by_topic())
-    )
+    report = asyncio.run(create_topics(settings, policy))
     for name in report.created:
         print(f"created  {name}")
     for name in report.existing:
@@ -332,7 +330,8 @@ def add_commands(commands: Subparsers) -> None:
         help="publish TS 32.297 CDR files (BER records) to cdr.voice / cdr.sms",
         description="Decode TS 32.297 CDR files of TS 32.298 BER records (MSC, SMS centre) "
         "and publish each record as JSON to cdr.voice or cdr.sms, each undecodable CDR or "
-        "damaged stretch to traffic.dead-letter with the file name and byte offset. The "
+        "damaged stretch to the policy's dead-letter topic (traffic.dead-letter) with the file "
+        "name and byte offset. The "
         "resume state is kept beside each file (FILE.cdrveil-ingest.json) and moves only "
         "once the broker has acknowledged a window: an interrupted run resumes where it "
         "stopped, a file whose state says done is skipped. Ctrl-C (or SIGTERM) finishes the "
@@ -371,7 +370,8 @@ def add_commands(commands: Subparsers) -> None:
     replay = commands.add_parser(
         "replay",
         help="publish dead letters back to their source topic, after a fix",
-        description="Read traffic.dead-letter (from the beginning, or from --offsets), select "
+        description="Read the policy's dead-letter topic (traffic.dead-letter; from the "
+        "beginning, or from --offsets), select "
         "dead letters by reason code (dlq.error.code), source topic (dlq.source.topic) and "
         "time, and publish each one's original key and value, byte for byte, to its source "
         "topic, so the workers process it again. Only the input topics (cdr.voice, cdr.sms of "

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from pipeline.core.fields import FIELDS, Kind, Owner
+from pipeline.core.topics import READ_TOPICS
 from pipeline.errors import PolicyError
 
 LEGAL_BASES: Final = {
@@ -244,6 +245,10 @@ class Policy:
         if len(set(topics)) != len(topics):
             raise PolicyError(f"{source}: two routes share a topic")
         dead = _table(doc, "dead_letter", source)
+        dead_letter_topic = _text(dead, "topic", "dead_letter")
+        if dead_letter_topic in topics:
+            raise PolicyError(f"{source}: the dead-letter topic is also a route's topic")
+        _refuse_read_topics(routes, dead_letter_topic, source)
         security = doc.get("security", {})
         measures = security.get("measures", []) if isinstance(security, dict) else []
         return cls(
@@ -253,7 +258,7 @@ class Policy:
             data_subjects=_text(head, "data_subjects", "policy"),
             purposes=purposes,
             routes=routes,
-            dead_letter_topic=_text(dead, "topic", "dead_letter"),
+            dead_letter_topic=dead_letter_topic,
             dead_letter_retention_days=_days(dead, "dead_letter"),
             dead_letter_recipients=_text(dead, "recipients", "dead_letter"),
             security_measures=tuple(str(m) for m in measures),
@@ -267,11 +272,23 @@ class Policy:
         return [r.purpose for r in self.routes.values() if r.kind is RouteKind.ANALYTICS]
 
     def retention_ms_by_topic(self) -> dict[str, int]:
-        """Topic retention from the policy, for topic provisioning."""
+        """Every output topic (each route's, in policy order, then the dead-letter topic)
+        with its retention in milliseconds, for topic provisioning."""
         day = 86_400_000
         retention = {route.topic: route.retention_days * day for route in self.routes.values()}
         retention[self.dead_letter_topic] = self.dead_letter_retention_days * day
         return retention
+
+
+def _refuse_read_topics(routes: dict[str, Route], dead_letter_topic: str, source: str) -> None:
+    """Outputs written to a topic the pipeline reads would loop or corrupt its state."""
+    named = [(f"routes.{name}", route.topic) for name, route in routes.items()]
+    for where, topic in [*named, ("dead_letter", dead_letter_topic)]:
+        if topic in READ_TOPICS:
+            raise PolicyError(
+                f"{source}: [{where}] topic {topic!r} is one the pipeline reads "
+                f"({', '.join(sorted(READ_TOPICS))}); name another"
+            )
 
 
 def _table(doc: dict[str, Any], name: str, where: str) -> dict[str, Any]:

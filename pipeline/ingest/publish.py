@@ -33,6 +33,8 @@ from typing import Final, TextIO
 from aiokafka import AIOKafkaProducer
 
 from pipeline.ber import CdrFileReader
+from pipeline.core.policy import Policy
+from pipeline.core.topics import SMS, VOICE
 from pipeline.errors import ConfigError
 from pipeline.ingest.decoding import (
     DecoderPool,
@@ -49,7 +51,7 @@ from pipeline.progress import Progress
 from pipeline.settings import Settings
 from pipeline.shell.deadletter import Headers, file_dead_letter_headers, rfc3339
 from pipeline.shell.produce import OutputBatch, Partitioner, Send, await_delivery
-from pipeline.shell.topics import SMS, VOICE, TopicNames
+from pipeline.shell.topics import TopicNames
 
 __all__ = [
     "DEAD_LETTER_CHUNK",
@@ -142,6 +144,8 @@ class FileIngester:
     ) -> None:
         """Configure the decoder from ``settings``; ``stop`` ends a file between windows.
 
+        Rejected items go to the dead-letter topic of the policy the settings name.
+
         With a ``pool``, worker processes decode; without, this process does.
         """
         if window < 1:
@@ -155,7 +159,8 @@ class FileIngester:
         self.pool = pool
         self.decoder = decoder_settings(settings).build()
         names = TopicNames(settings.topic_prefix)
-        self.voice, self.sms, self.dead_letter = names(VOICE), names(SMS), names.dead_letter
+        self.voice, self.sms = names(VOICE), names(SMS)
+        self.dead_letter = names.dead_letter(Policy.load(settings.policy_path))
         self.partitioner = Partitioner()
         self.now: Callable[[], datetime] = lambda: datetime.now(UTC)
 

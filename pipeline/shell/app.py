@@ -22,6 +22,7 @@ from mode import ServiceT
 
 from pipeline.core.consent import ConsentTable
 from pipeline.core.normalize import MsisdnNormalizer
+from pipeline.core.policy import Policy
 from pipeline.core.warrants import WarrantIndex
 from pipeline.settings import Settings
 from pipeline.shell import telemetry
@@ -35,7 +36,8 @@ log = logging.getLogger("cdrveil.app")
 #: Libraries whose DEBUG output can carry record contents (never identifiers in our logs).
 _CHATTY_LOGGERS = ("aiokafka", "kafka")
 
-EngineFactory = Callable[[Settings], RecordEngine]
+#: Builds the engine from the settings and the policy the worker runs (loaded once, here).
+EngineFactory = Callable[[Settings, Policy], RecordEngine]
 
 
 class _ShellBoot(BootStrategy):
@@ -53,6 +55,7 @@ class CdrveilApp(faust.App):
     def __init__(
         self,
         settings: Settings,
+        policy: Policy,
         engine: RecordEngine,
         consent: ConsentTable,
         warrants: WarrantIndex,
@@ -69,7 +72,14 @@ class CdrveilApp(faust.App):
         self.warrants = warrants
         self.state_tables = StateTables(settings, consent, warrants, self.metrics, self.status)
         self.record_path = RecordPath(
-            settings, engine, self.state_tables, consent.get, warrants, self.metrics, self.status
+            settings,
+            policy,
+            engine,
+            self.state_tables,
+            consent.get,
+            warrants,
+            self.metrics,
+            self.status,
         )
 
     def on_init_dependencies(self) -> Iterable[ServiceT]:
@@ -94,13 +104,17 @@ class CdrveilApp(faust.App):
 def create_app(settings: Settings, engine_factory: EngineFactory) -> CdrveilApp:
     """Build the worker app: engine, tables, record path and web endpoints.
 
-    The engine is built here, before anything starts, so a bad keyring or policy is a
-    :class:`~pipeline.errors.ConfigError` at once rather than a crashed worker.
+    The policy is loaded and the engine built here, before anything starts, so a bad
+    keyring or policy is a :class:`~pipeline.errors.ConfigError` at once rather than a
+    crashed worker. The policy names the output and dead-letter topics and the routes the
+    metrics count.
     """
-    engine = engine_factory(settings)
+    policy = Policy.load(settings.policy_path)
+    engine = engine_factory(settings, policy)
     msisdn = MsisdnNormalizer(settings.country_code, settings.trunk_prefix)
     app = CdrveilApp(
         settings,
+        policy,
         engine,
         ConsentTable(msisdn),
         WarrantIndex(msisdn),

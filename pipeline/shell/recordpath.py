@@ -35,6 +35,7 @@ from pipeline.core.consent import ConsentLookup
 from pipeline.core.decode import Rejection
 from pipeline.core.engine import Output
 from pipeline.core.policy import Policy
+from pipeline.core.topics import INPUTS
 from pipeline.core.warrants import WarrantIndex
 from pipeline.errors import BrokerError
 from pipeline.settings import Settings
@@ -45,7 +46,7 @@ from pipeline.shell.produce import OutputBatch, Partitioner, Send, await_deliver
 from pipeline.shell.status import WorkerStatus
 from pipeline.shell.tables import StateTables
 from pipeline.shell.telemetry import Metrics
-from pipeline.shell.topics import ANALYTICS_PREFIX, BILLING, INPUTS, LAWFUL_INTERCEPT, TopicNames
+from pipeline.shell.topics import TopicNames
 
 log = logging.getLogger("cdrveil.worker")
 
@@ -66,23 +67,6 @@ class RecordEngine(Protocol):
         self, raw: bytes | None, consent: ConsentLookup, warrants: WarrantIndex
     ) -> Rejection | list[Output]:
         """Outputs of one input message, or why it was rejected."""
-
-
-def route_labels(engine: object, names: TopicNames) -> dict[str, str]:
-    """Output topic -> route name, from the engine's policy when it has one."""
-    policy = getattr(engine, "policy", None)
-    if not isinstance(policy, Policy):
-        return {}
-    return {names(route.topic): name for name, route in policy.routes.items()}
-
-
-def route_of_topic(logical: str) -> str:
-    """The route name the default topic table implies for an output topic (no prefix)."""
-    if logical == LAWFUL_INTERCEPT:
-        return "lawful_intercept"
-    if logical == BILLING:
-        return "billing"
-    return logical.removeprefix(ANALYTICS_PREFIX)
 
 
 def internal_error(exc: BaseException) -> Rejection:
@@ -144,6 +128,7 @@ class RecordPath(Service):
     def __init__(
         self,
         settings: Settings,
+        policy: Policy,
         engine: RecordEngine,
         tables: StateTables,
         consent: ConsentLookup,
@@ -160,10 +145,11 @@ class RecordPath(Service):
         self.metrics = metrics
         self.status = status
         self.names = TopicNames(settings.topic_prefix)
+        self.dead_letter = self.names.dead_letter(policy)
         # Metric labels: logical input topic names (a prefix may hold digits a label must
-        # not), and route names for output topics.
+        # not), and the policy's route names for output topics.
         self._input_labels = {self.names(t): t for t in INPUTS}
-        self._routes = route_labels(engine, self.names)
+        self._routes = {self.names(route.topic): name for name, route in policy.routes.items()}
         # Per assigned partition, the offset lag is measured from: the last one committed,
         # or until then the first one taken (where the group had committed).
         self._lag_base: dict[TopicPartition, int] = {}
@@ -365,7 +351,7 @@ class RecordPath(Service):
         add = outputs.add
         process = self.engine.process
         consent, warrants = self.consent, self.warrants
-        dead_letter = self.names.dead_letter
+        dead_letter = self.dead_letter
         input_labels, lag_base = self._input_labels, self._lag_base
         offsets: dict[TopicPartition, int] = {}
         topics: dict[str, int] = {}
@@ -407,15 +393,14 @@ class RecordPath(Service):
     def _count(self, work: _Work, acknowledged: float) -> None:
         """Count a batch whose outputs are all acknowledged: once per batch, never per record."""
         routes: dict[str, int] = {}
-        dead_letter = self.names.dead_letter
+        dead_letter = self.dead_letter
         for send in work.sends:
             if send.topic == dead_letter:
                 continue  # counted per reason code
             route = self._routes.get(send.topic)
             if route is None:
-                route = self._routes[send.topic] = route_of_topic(
-                    send.topic.removeprefix(self.names.prefix)
-                )
+                # A topic the policy does not name (a stand-in engine's): its logical name.
+                route = self._routes[send.topic] = send.topic.removeprefix(self.names.prefix)
             routes[route] = routes.get(route, 0) + send.count
         try:
             self.metrics.record_batch(

@@ -150,7 +150,7 @@ def summarize(
     lines.append("")
     lines.append("outputs per topic:")
     output_topics = [names(route.topic) for route in policy.routes.values()]
-    output_topics.append(names.dead_letter)
+    output_topics.append(names.dead_letter(policy))
     latencies: list[float] = []
     for topic in output_topics:
         messages = back.messages.get(topic, [])
@@ -160,7 +160,7 @@ def summarize(
             if record_id is not None and record_id in input_time:
                 latencies.append((msg.timestamp - input_time[record_id]) / 1000.0)
 
-    dead = back.messages.get(names.dead_letter, [])
+    dead = back.messages.get(names.dead_letter(policy), [])
     reasons = Counter(header_text(msg, deadletter.ERROR_CODE) or "?" for msg in dead)
     lines.append("")
     lines.append(
@@ -268,9 +268,7 @@ async def run_demo(config: DemoConfig) -> int:
             print(f"embedded broker on {broker.bootstrap_servers} (memory storage, demo only)")
             settings = Settings.from_env({}, bootstrap_servers=broker.bootstrap_servers)
             names = TopicNames(settings.topic_prefix)
-            report = await create_topics(
-                settings, policy.analytics_purposes, policy.retention_ms_by_topic()
-            )
+            report = await create_topics(settings, policy)
             print(f"topics: {len(report.created)} created")
             web_port = free_port()
             env = {
@@ -309,7 +307,7 @@ async def run_demo(config: DemoConfig) -> int:
                 )
                 seconds = time.monotonic() - started
                 print("every input offset is committed\n")
-                topics = [*names.inputs, names.dead_letter]
+                topics = [*names.inputs, names.dead_letter(policy)]
                 topics += [names(route.topic) for route in policy.routes.values()]
                 back = await read_topics(settings, topics)
                 print(summarize(names, policy, back, seconds, config))

@@ -33,6 +33,7 @@ from typing import Any, Final, TextIO
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaConnectionError
 
+from pipeline.core.policy import Policy
 from pipeline.errors import BrokerError, ConfigError
 from pipeline.progress import Progress
 from pipeline.settings import Settings
@@ -205,7 +206,7 @@ async def replay(
     progress_stream: TextIO | None = None,
     stop: asyncio.Event | None = None,
 ) -> ReplayReport:
-    """Replay the selected dead letters of ``settings``' dead-letter topic.
+    """Replay the selected dead letters of the dead-letter topic of ``settings``' policy.
 
     ``start`` maps dead-letter partitions to their first offset (only those partitions
     are read); without it every partition is read from the beginning. The run ends at the
@@ -216,14 +217,15 @@ async def replay(
         raise ConfigError("--limit must be >= 0")
     names = TopicNames(settings.topic_prefix)
     inputs = frozenset(names.inputs)
-    report = ReplayReport(names.dead_letter, dry_run)
+    dead_letter = names.dead_letter(Policy.load(settings.policy_path))
+    report = ReplayReport(dead_letter, dry_run)
     stop = stop if stop is not None else asyncio.Event()
-    ends = {tp.partition: end for tp, end in (await _ends(settings, names.dead_letter)).items()}
+    ends = {tp.partition: end for tp, end in (await _ends(settings, dead_letter)).items()}
     if start is not None:
         unknown = sorted(set(start) - set(ends))
         if unknown:
             raise ConfigError(
-                f"{names.dead_letter} has no partition {unknown[0]} "
+                f"{dead_letter} has no partition {unknown[0]} "
                 f"(it has {len(ends)}: 0-{len(ends) - 1})"
             )
         ends = {p: end for p, end in ends.items() if p in start}
@@ -239,8 +241,8 @@ async def replay(
         if show_progress
         else None
     )
-    async with _clients(settings, dry_run) as (consumer, producer):
-        tps = {p: TopicPartition(names.dead_letter, p) for p in todo}
+    async with _clients(settings, dead_letter, dry_run) as (consumer, producer):
+        tps = {p: TopicPartition(dead_letter, p) for p in todo}
         consumer.assign(list(tps.values()))
         for p, tp in tps.items():
             consumer.seek(tp, first[p])
@@ -322,7 +324,7 @@ def _unreachable(settings: Settings) -> str:
 
 @contextlib.asynccontextmanager
 async def _clients(
-    settings: Settings, dry_run: bool
+    settings: Settings, dead_letter: str, dry_run: bool
 ) -> AsyncIterator[tuple[AIOKafkaConsumer, AIOKafkaProducer | None]]:
     """A group-less consumer of the dead letters and (unless a dry run) a producer."""
     consumer = AIOKafkaConsumer(
@@ -338,7 +340,7 @@ async def _clients(
         await consumer.start()
         if producer is not None:
             await producer.start()
-        await partitions_of(consumer, [TopicNames(settings.topic_prefix).dead_letter])
+        await partitions_of(consumer, [dead_letter])
         yield consumer, producer
     except KafkaConnectionError:
         raise BrokerError(_unreachable(settings)) from None
