@@ -13,12 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pipeline.core import transforms
+from pipeline.core.actions import ACTIONS, Action
 from pipeline.core.consent import ConsentState
 from pipeline.core.decode import CdrRecord
 from pipeline.core.fields import Kind, Owner
 from pipeline.core.keys import PurposePseudonymizer
-from pipeline.core.policy import Action, KindRules, OutputKey
+from pipeline.core.policy import KindRules, OutputKey
 
 #: (record, served subscriber consented?, consent by number) -> (message key, output value)
 RouteBuilder = Callable[
@@ -57,29 +57,24 @@ _NORMALIZED = {
 }
 
 
+class _Code:
+    """The generated code's constants, as the actions' expressions bind them."""
+
+    def __init__(self, constants: dict[str, Any]) -> None:
+        self.constants = constants
+
+    def constant(self, name: str, value: object) -> str:
+        self.constants[name] = value
+        return name
+
+    def pseudonym(self, pseudonymizer: PurposePseudonymizer, arg: str) -> str:
+        return _pseudonym(pseudonymizer, self.constants, arg)
+
+
 def _expression(field: FieldSpec, action: Action, constants: dict[str, Any]) -> str | None:
     """A Python expression for the field's output under ``action``; ``None`` = drop."""
-    kind = field.kind
-    if action is Action.DROP:
-        return None
-    if action is Action.PSEUDONYMIZE:
-        assert field.pseudonymize is not None  # noqa: S101 - set for every pseudonymized field
-        return _pseudonym(field.pseudonymize, constants, "n")
-    if action is Action.MASK:
-        return f"n[:-{field.mask_digits}] + {'X' * field.mask_digits!r}"
-    if action is Action.TAC:
-        return "n[:8]"
-    if action is Action.HOUR:
-        return "to_hour(v)"
-    if kind is Kind.LOCATION:
-        constants[f"A_{action.name}"] = action  # bound once: enum access is slow per call
-        return f"location(v, A_{action.name})"
-    if kind is Kind.LOCATION_CHANGES:
-        constants[f"A_{action.name}"] = action
-        return f"location_changes(v, A_{action.name})"
-    if kind in _NORMALIZED:
-        return "n"
-    return "v"
+    expression = ACTIONS[action].expression
+    return None if expression is None else expression(field, _Code(constants))
 
 
 def _pseudonym(pseudonymizer: PurposePseudonymizer, constants: dict[str, Any], arg: str) -> str:
@@ -119,9 +114,6 @@ def compile_route(
     same dict, key order included (``tests/unit/test_core_compile.py``).
     """
     constants: dict[str, Any] = {
-        "to_hour": transforms.to_hour,
-        "location": transforms.location,
-        "location_changes": transforms.location_changes,
         "PURPOSE": purpose,
         "ALLOWED": frozenset(["recordId", *(field.name for field in fields)]),
         "DROP": _DROPPED,

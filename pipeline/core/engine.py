@@ -15,17 +15,16 @@ from typing import Any, Final, NamedTuple
 
 import orjson
 
-from pipeline.core import transforms
+from pipeline.core.actions import ACTIONS, Action
 from pipeline.core.compile import FieldSpec, RouteBuilder, compile_route
 from pipeline.core.consent import ConsentLookup, ConsentState
 from pipeline.core.decode import CdrRecord, Decoder, Rejection
 from pipeline.core.fields import FIELDS, Kind, Owner
 from pipeline.core.keys import Pseudonymizer
 from pipeline.core.normalize import MsisdnNormalizer
-from pipeline.core.policy import Action, OutputKey, Policy, Route
+from pipeline.core.policy import OutputKey, Policy, Route
 from pipeline.core.warrants import WarrantIndex
 
-_DROP: Final = object()
 _ID_TYPE: Final = {Kind.MSISDN: "msisdn", Kind.IMSI: "imsi", Kind.IMEI: "imei"}
 
 
@@ -72,30 +71,6 @@ class _RoutePlan(NamedTuple):
     requires_consent: bool
     purpose: str
     constant_headers: list[tuple[str, bytes]]
-
-
-def _apply(field: FieldSpec, action: Action, value: Any, normalized: str | None) -> Any:
-    """The field's output value under ``action``; ``_DROP`` to leave it out."""
-    if action is Action.DROP:
-        return _DROP
-    if action is Action.PSEUDONYMIZE:
-        assert field.pseudonymize is not None and normalized is not None  # noqa: S101 - policy check
-        return field.pseudonymize(normalized)
-    if action is Action.KEEP and normalized is not None:
-        return normalized
-    if action is Action.MASK:
-        assert normalized is not None  # noqa: S101 - the policy allows mask on numbers only
-        return transforms.mask(normalized, field.mask_digits)
-    if action is Action.TAC:
-        assert normalized is not None  # noqa: S101 - the policy allows tac on IMEI only
-        return normalized[:8]
-    if action is Action.HOUR:
-        return transforms.to_hour(value)
-    if field.kind is Kind.LOCATION:
-        return transforms.location(value, action)
-    if field.kind is Kind.LOCATION_CHANGES:
-        return transforms.location_changes(value, action)
-    return value
 
 
 class Engine:
@@ -377,9 +352,9 @@ class Engine:
             else:
                 consented = True
             action = field.consented if consented else field.otherwise
-            result = _apply(field, action, value, normalized)
-            if result is not _DROP:
-                out[name] = result
+            transform = ACTIONS[action].transform
+            if transform is not None:
+                out[name] = transform(field, value, normalized)
             decisions.append(_decision(name, owner, consented, field, action))
         if plan.route.rules.names_purpose:
             out["purpose"] = purpose
@@ -400,7 +375,7 @@ def _intercept_value(liid: str, record: CdrRecord) -> bytes:
 def _decision(
     name: str, owner: Owner, consented: bool, field: FieldSpec, action: Action
 ) -> dict[str, Any]:
-    text = f"mask:{field.mask_digits}" if action is Action.MASK else action.value
+    text = ACTIONS[action].text(field.mask_digits)
     entry: dict[str, Any] = {"field": name, "action": text, "owner": owner.value}
     # Consent is shown only where it decided something (not for contract or law routes).
     if field.consented is not field.otherwise:

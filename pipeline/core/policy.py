@@ -17,7 +17,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Final
 
-from pipeline.core.fields import FIELDS, Kind, Owner
+from pipeline.core.actions import ACTIONS, IDENTIFIER_KINDS, Action
+from pipeline.core.fields import FIELDS, Owner
 from pipeline.core.topics import READ_TOPICS
 from pipeline.errors import PolicyError
 
@@ -28,31 +29,6 @@ LEGAL_BASES: Final = {
     "legitimate_interest": "GDPR Art. 6(1)(f)",
 }
 SELECTIONS: Final = ("all", "billable")
-IDENTIFIER_KINDS: Final = (Kind.MSISDN, Kind.IMSI, Kind.IMEI)
-
-
-class Action(Enum):
-    """What a route does with one field."""
-
-    KEEP = "keep"
-    DROP = "drop"
-    PSEUDONYMIZE = "pseudonymize"
-    MASK = "mask"
-    TAC = "generalize:tac"
-    LOCATION_AREA = "generalize:location_area"
-    MCC_MNC = "generalize:mcc_mnc"
-    HOUR = "generalize:hour"
-
-
-#: Which actions make sense for which field kinds (anything may be kept or dropped).
-_ALLOWED: Final[dict[Action, tuple[Kind, ...]]] = {
-    Action.PSEUDONYMIZE: IDENTIFIER_KINDS,
-    Action.MASK: (Kind.MSISDN,),
-    Action.TAC: (Kind.IMEI,),
-    Action.LOCATION_AREA: (Kind.LOCATION, Kind.LOCATION_CHANGES),
-    Action.MCC_MNC: (Kind.LOCATION, Kind.LOCATION_CHANGES),
-    Action.HOUR: (Kind.TIME,),
-}
 
 
 @dataclass(frozen=True)
@@ -63,10 +39,6 @@ class FieldRule:
     consented: Action
     otherwise: Action
     mask_digits: int = 0
-
-    def describe(self, action: Action) -> str:
-        """The action as written in the policy file."""
-        return f"mask:{self.mask_digits}" if action is Action.MASK else action.value
 
 
 class RouteKind(StrEnum):
@@ -320,28 +292,35 @@ def _basis(entry: dict[str, Any], where: str) -> str:
 
 
 def _action(text: object, field: str, where: str) -> tuple[Action, int]:
+    """The action a policy word names (``keep``, ``mask:4``, ...) and its digit count."""
     if not isinstance(text, str):
         raise PolicyError(f"policy [{where}]: the action for '{field}' must be a string")
+    word, _, count = text.partition(":")
+    counted = {rule.action.value: rule for rule in ACTIONS.values() if rule.digits is not None}
     digits = 0
-    if text == "mask":
-        raise PolicyError(f"policy [{where}]: '{field}': mask takes 1-8 digits, e.g. mask:4")
-    if text.startswith("mask:"):
-        count = text[5:]
-        if not (count.isdigit() and 1 <= int(count) <= 8):
-            raise PolicyError(f"policy [{where}]: '{field}': mask takes 1-8 digits, e.g. mask:4")
-        action, digits = Action.MASK, int(count)
+    if word in counted:
+        rule = counted[word]
+        assert rule.digits is not None  # noqa: S101 - only those that take digits
+        if not (count.isdigit() and int(count) in rule.digits):
+            span = f"{rule.digits.start}-{rule.digits.stop - 1}"
+            raise PolicyError(
+                f"policy [{where}]: '{field}': {word} takes {span} digits, e.g. {word}:4"
+            )
+        digits = int(count)
     else:
         try:
-            action = Action(text)
+            rule = ACTIONS[Action(text)]
         except ValueError:
-            choices = ", ".join(a.value for a in Action if a is not Action.MASK) + ", mask:N"
+            choices = [r.action.value for r in ACTIONS.values() if r.digits is None]
+            choices += [f"{word}:N" for word in counted]
             raise PolicyError(
-                f"policy [{where}]: '{field}': unknown action {text!r} (one of {choices})"
+                f"policy [{where}]: '{field}': unknown action {text!r} (one of "
+                f"{', '.join(choices)})"
             ) from None
     kind = FIELDS[field][0]
-    if action in _ALLOWED and kind not in _ALLOWED[action]:
+    if rule.kinds is not None and kind not in rule.kinds:
         raise PolicyError(f"policy [{where}]: '{field}' cannot be {text}")
-    return action, digits
+    return rule.action, digits
 
 
 def _rule(name: str, spec: object, where: str, kind: RouteKind) -> FieldRule:
@@ -365,8 +344,7 @@ def _rule(name: str, spec: object, where: str, kind: RouteKind) -> FieldRule:
         rule = FieldRule(name, action, action, digits)
     # The product's central promise: no identifier in clear without its owner's consent.
     personal_identifier = field_kind in IDENTIFIER_KINDS and owner is not Owner.NONE
-    # A masked number is still most of the number: no more acceptable than clear.
-    clear = rule.otherwise in (Action.KEEP, Action.MASK)
+    clear = ACTIONS[rule.otherwise].reveals
     if ROUTE_KINDS[kind].by_consent and personal_identifier and clear:
         raise PolicyError(
             f"policy [{where}]: '{name}' would reach an analytics topic in clear without "
