@@ -6,7 +6,7 @@ each output (or the dead-letter copy). This is what the faust documentation lead
 write; the worker is measured against it.
 
 Run as ``python -m benchmarks.naive_faust`` with the worker's ``CDRVEIL_*`` variables
-(``cdrveil bench`` does that). The consent and warrant tables are read into the core's
+(``python -m benchmarks`` does that). The consent and warrant tables are read into the core's
 tables with a plain consumer before faust starts: faust's ``GlobalTable`` did not get past
 partition assignment on the embedded broker (see the worker's ``tables.py``), and loading
 them is not what this baseline measures. ``/bench`` reports how many events the agent has

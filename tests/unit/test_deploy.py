@@ -2,7 +2,7 @@
 
 No container engine runs here, so these files are checked by reading them: every YAML and
 JSON file parses; every CDRVEIL_* variable is a setting that pipeline/settings.py reads;
-topic names are those of pipeline/shell/topics.py and the default policy; images are pinned;
+topic names are those of pipeline/core/topics.py and the default policy; images are pinned;
 the keyring only ever arrives as a Secret; probes, scrapes and the dashboard use what the
 worker serves and defines.
 """
