@@ -1,7 +1,7 @@
-"""``python -m benchmarks [FLAGS]``: the same as ``cdrveil bench [FLAGS]``."""
+"""``python -m benchmarks [FLAGS]`` (``make bench``): every benchmark, one table, one JSON file."""
 
 import sys
 
-from pipeline.cli import main
+from benchmarks.suite import main
 
-sys.exit(main(["bench", *sys.argv[1:]]))
+sys.exit(main())

@@ -26,9 +26,10 @@ import time
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from benchmarks.harness import proc_stats
+from pipeline.core.policy import Policy
 from pipeline.settings import Settings
 from pipeline.shell.broker import EmbeddedBroker
-from pipeline.shell.topics import BILLING, TopicNames, create_topics
+from pipeline.shell.topics import TopicNames, create_topics
 
 REPORT_EVERY_S = 10
 
@@ -45,8 +46,9 @@ async def run(rate: int, batch: int, seconds: int, tail: bool) -> None:
         settings = Settings.from_env(
             {}, bootstrap_servers=broker.bootstrap_servers, topic_prefix="drift."
         )
-        await create_topics(settings, [])
-        topic = TopicNames(settings.topic_prefix)(BILLING)
+        policy = Policy.load()
+        await create_topics(settings, policy)
+        topic = TopicNames(settings.topic_prefix)(policy.routes["billing"].topic)
         producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers, linger_ms=5)
         await producer.start()
         consumer = None

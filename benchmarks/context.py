@@ -16,7 +16,7 @@ from pipeline.synth import Workload
 
 @dataclass(frozen=True)
 class Config:
-    """How big each phase is. The defaults are the full run of ``cdrveil bench``."""
+    """How big each phase is. The defaults are the full run of ``python -m benchmarks``."""
 
     records: int = 500_000
     subscribers: int = 100_000

@@ -221,12 +221,12 @@ async def unless_one_exits(children: Iterable[Child], work: Awaitable[T], poll: 
 def output_topics(settings: Settings, policy: Policy) -> list[str]:
     """Every topic the worker writes to: the routes' and the dead-letter topic."""
     names = TopicNames(settings.topic_prefix)
-    return [*(names(route.topic) for route in policy.routes.values()), names.dead_letter]
+    return [*(names(route.topic) for route in policy.routes.values()), names.dead_letter(policy)]
 
 
 async def provision(settings: Settings, policy: Policy, extra: Sequence[str] = ()) -> None:
     """Create the topic table for ``settings.topic_prefix`` (and ``extra`` logical names)."""
-    await create_topics(settings, policy.analytics_purposes, policy.retention_ms_by_topic())
+    await create_topics(settings, policy)
     if extra:
         names = TopicNames(settings.topic_prefix)
         admin = AIOKafkaAdminClient(**settings.kafka_client_kwargs("cdrveil-bench"))

@@ -30,6 +30,7 @@ import orjson
 from benchmarks.ber_decode import FILE_NAME, OPENED, make_record
 from pipeline.ber import BerRecordDecoder, DecodedCdr, build_cdr_file, decode_cdr_file
 from pipeline.ber.synth import BerRecordEncoder
+from pipeline.core.policy import Policy
 from pipeline.ingest.run import DEFAULT_JOBS, ingest_files
 from pipeline.settings import Settings
 from pipeline.shell.broker import EmbeddedBroker
@@ -70,7 +71,7 @@ async def ingest_once(
         topic_prefix=f"bench{uuid.uuid4().hex[:8]}.",
         partitions=8,
     )
-    await create_topics(settings, ())
+    await create_topics(settings, Policy.load())
     with tempfile.TemporaryDirectory(prefix="cdrveil-ingest-bench-") as folder:
         path = Path(folder) / FILE_NAME
         path.write_bytes(data)

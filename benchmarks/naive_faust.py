@@ -6,7 +6,7 @@ each output (or the dead-letter copy). This is what the faust documentation lead
 write; the worker is measured against it.
 
 Run as ``python -m benchmarks.naive_faust`` with the worker's ``CDRVEIL_*`` variables
-(``cdrveil bench`` does that). The consent and warrant tables are read into the core's
+(``python -m benchmarks`` does that). The consent and warrant tables are read into the core's
 tables with a plain consumer before faust starts: faust's ``GlobalTable`` did not get past
 partition assignment on the embedded broker (see the worker's ``tables.py``), and loading
 them is not what this baseline measures. ``/bench`` reports how many events the agent has
@@ -35,8 +35,8 @@ from pipeline.core.warrants import WarrantIndex
 from pipeline.factory import build_reference
 from pipeline.settings import Settings
 from pipeline.shell import clients
+from pipeline.shell.deadletter import dead_letter_headers
 from pipeline.shell.offsets import high_water_marks, partitions_of
-from pipeline.shell.recordpath import dead_letter_headers
 from pipeline.shell.topics import TopicNames
 
 COMMIT_INTERVAL_S = 0.5
@@ -112,7 +112,7 @@ def create_app(settings: Settings, consent: ConsentTable, warrants: WarrantIndex
                 headers = dead_letter_headers(
                     result, message.topic, message.partition, message.offset, datetime.now(UTC)
                 )
-                await topic(names.dead_letter).send(
+                await topic(names.dead_letter(engine.policy)).send(
                     key=event.key, value=event.value, headers=headers
                 )
             else:

@@ -15,6 +15,7 @@ from typing import Final
 from pipeline.core.consent import ConsentLookup
 from pipeline.core.decode import Rejection
 from pipeline.core.engine import Output
+from pipeline.core.policy import Policy
 from pipeline.core.warrants import WarrantIndex
 from pipeline.factory import wrap_record_engine
 from pipeline.settings import Settings
@@ -29,7 +30,7 @@ _NO_HEADERS: Final[list[tuple[str, bytes]]] = []
 class Passthrough:
     """An engine that returns each input as its one output."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, policy: Policy) -> None:
         self.topic = TopicNames(settings.topic_prefix)(TOPIC)
 
     def process(

@@ -1,4 +1,4 @@
-"""The one table ``cdrveil bench`` prints, and each target checked against the figures.
+"""The one table ``python -m benchmarks`` prints, and each target checked against the figures.
 
 Every verdict is computed from the run's own figures; nothing here is a stored result.
 """

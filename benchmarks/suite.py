@@ -1,4 +1,4 @@
-"""``cdrveil bench`` (``make bench``): every benchmark in one run, one table, one JSON file.
+"""``python -m benchmarks`` (``make bench``): every benchmark in one run, one table, one JSON file.
 
 On the embedded broker, in this order: the engine alone (core); the preloaded inputs
 through one real worker (end to end), 2, 3 ... workers, one worker with each other engine
@@ -161,7 +161,49 @@ def run(config: Config, json_path: Path, argv: list[str]) -> int:
     return 0
 
 
-def command(args: argparse.Namespace) -> int:
-    """``cdrveil bench``: its flags are defined with the other commands (cli/commands.py)."""
+def build_parser() -> argparse.ArgumentParser:
+    """The flags of ``python -m benchmarks``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Every benchmark of cdrveil on the embedded broker, from a source checkout: "
+        "the engine alone; preloaded inputs through one real worker until every offset is "
+        "committed (records/s, messages/s, latency, CPU, RSS); the outputs-only, passthrough "
+        "and naive-faust baselines on the same data and client settings; latency at half the "
+        "measured rate; a fresh worker loading a million consent states; 1, 2 and 3 workers. "
+        "Prints each target and whether it was met, writes the figures as JSON, and stops "
+        "everything it started (also on Ctrl-C). The single benchmarks run alone as "
+        "python -m benchmarks.core, .ingest, .instructions, .broker_drift, ...",
+    )
+    parser.add_argument("--quick", action="store_true", help="a small smoke run of every phase")
+    parser.add_argument(
+        "--records", type=int, metavar="N", help="end-to-end input records (500,000)"
+    )
+    parser.add_argument(
+        "--naive-records",
+        type=int,
+        metavar="N",
+        help="input records of the naive faust baseline (50,000)",
+    )
+    parser.add_argument(
+        "--load-seconds", type=float, metavar="S", help="latency-under-load duration (60)"
+    )
+    parser.add_argument(
+        "--consent-states", type=int, metavar="N", help="consent states at scale (1,000,000)"
+    )
+    parser.add_argument(
+        "--batch-max-records", type=int, metavar="N", help="records per worker batch (2000)"
+    )
+    parser.add_argument("--linger-ms", type=int, metavar="MS", help="producer linger (5)")
+    parser.add_argument("--partitions", type=int, metavar="N", help="partitions per topic (8)")
+    parser.add_argument(
+        "--json", type=Path, metavar="PATH", help="JSON report (benchmarks/out/bench.json)"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m benchmarks [FLAGS]``: the exit status."""
+    args = build_parser().parse_args(argv)
+    flags = sys.argv[1:] if argv is None else argv
     config, json_path = config_from(args)
-    return run(config, json_path, ["cdrveil", *sys.argv[1:]])
+    return run(config, json_path, ["python", "-m", "benchmarks", *flags])

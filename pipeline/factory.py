@@ -36,24 +36,26 @@ def native_engine_class() -> Any:
         ) from None
 
 
-def build_engine(settings: Settings) -> BatchEngine:
-    """The engine ``settings.engine`` names, with empty tables; refuses (ConfigError) an
-    unsafe keyring, a bad policy, or ``native`` where the native engine is not installed."""
-    policy, keyring = _load(settings)
+def build_engine(settings: Settings, policy: Policy | None = None) -> BatchEngine:
+    """The engine ``settings.engine`` names, with empty tables, for ``policy`` (by default the
+    one the settings name); refuses (ConfigError) an unsafe keyring, a bad policy, or
+    ``native`` where the native engine is not installed."""
+    policy, keyring = _load(settings, policy)
     kind = native_engine_class() if settings.engine == "native" else PythonBatchEngine
     engine: BatchEngine = kind.build(policy, Pseudonymizer(keyring), **_numbering(settings))
     return engine
 
 
-def build_reference(settings: Settings) -> Engine:
+def build_reference(settings: Settings, policy: Policy | None = None) -> Engine:
     """The Python reference engine, one record at a time (the oracle of the soak runs and
     baselines, whatever ``settings.engine`` says)."""
-    policy, keyring = _load(settings)
+    policy, keyring = _load(settings, policy)
     return Engine.build(policy, Pseudonymizer(keyring), **_numbering(settings))
 
 
-def _load(settings: Settings) -> tuple[Policy, Keyring]:
-    policy = Policy.load(settings.policy_path)
+def _load(settings: Settings, policy: Policy | None) -> tuple[Policy, Keyring]:
+    if policy is None:
+        policy = Policy.load(settings.policy_path)
     keyring = Keyring.load(settings.require_keyring())
     # Ids and versions only: never key material.
     log.info(

@@ -436,7 +436,7 @@ async def run_canary(
         if scanner.canaries_in(message.value):
             report.control_dead_letter_values += 1
 
-    await scan(settings, [names.dead_letter], on_dead_letter)
+    await scan(settings, [names.dead_letter(POLICY)], on_dead_letter)
 
     def on_billing(message: Any) -> None:
         if scanner.canaries_in(message.value):

@@ -44,6 +44,7 @@ from pipeline.shell.offsets import committed_offsets
 from pipeline.shell.topics import TopicNames
 from pipeline.synth import Workload, consent_states, records
 from soak.harness import (
+    POLICY,
     Expectation,
     Input,
     Message,
@@ -493,7 +494,7 @@ async def run_dead_letter_refused(
     report = RefusedReport()
     suffix = os.urandom(4).hex()
     names = TopicNames(f"r{suffix}.")
-    broker = RefusingBroker(workdir, [names.dead_letter])
+    broker = RefusingBroker(workdir, [names.dead_letter(POLICY)])
     keyring = workdir / "keyring.json"
     Keyring.init(keyring)
     settings = _settings(broker.bootstrap_servers).replace(
@@ -535,7 +536,7 @@ async def run_dead_letter_refused(
             report.exit_code_after_nudge = await worker.wait_exit(within)
         log = worker.log()
         for line in log.splitlines():
-            if names.dead_letter in line or "dead-letter" in line or "dead letter" in line:
+            if names.dead_letter(POLICY) in line or "dead-letter" in line or "dead letter" in line:
                 report.said = line
                 break
         committed = await committed_offsets(settings, settings.group_id, inputs)
@@ -546,7 +547,7 @@ async def run_dead_letter_refused(
             if done > offset:
                 report.committed_past_refused += 1
         dead: list[object] = []
-        await scan(settings, [names.dead_letter], dead.append)
+        await scan(settings, [names.dead_letter(POLICY)], dead.append)
         report.dead_letters_written = len(dead)
         if worker.running():
             worker.stop(signal.SIGKILL)

@@ -23,12 +23,12 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Final
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-import pipeline
 from pipeline.core.consent import ConsentTable
 from pipeline.core.decode import Rejection
 from pipeline.core.normalize import MsisdnNormalizer
@@ -36,6 +36,7 @@ from pipeline.core.policy import Policy
 from pipeline.core.warrants import WarrantIndex
 from pipeline.factory import build_reference
 from pipeline.settings import Settings
+from pipeline.shell import deadletter
 from pipeline.shell.messages import header
 from pipeline.shell.offsets import committed_offsets, log_end_offsets
 from pipeline.shell.topics import TopicNames, create_topics
@@ -43,14 +44,16 @@ from pipeline.shell.topics import TopicNames, create_topics
 ROOT: Final = Path(__file__).resolve().parents[1]
 POLICY: Final = Policy.load()
 DLQ_HEADERS: Final = (
-    "dlq.error.code",
-    "dlq.error.message",
-    "dlq.source.topic",
-    "dlq.source.partition",
-    "dlq.source.offset",
-    "dlq.timestamp",
-    "cdrveil.version",
+    deadletter.ERROR_CODE,
+    deadletter.ERROR_MESSAGE,
+    deadletter.SOURCE_TOPIC,
+    deadletter.SOURCE_PARTITION,
+    deadletter.SOURCE_OFFSET,
+    deadletter.TIMESTAMP,
+    deadletter.VERSION,
 )
+#: Any time: the expected dead-letter headers leave the timestamp out.
+NO_TIME: Final = datetime.fromtimestamp(0, UTC)
 DLQ_TIMESTAMP: Final = re.compile(rb"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 #: Publishing acknowledgements awaited together.
 WINDOW: Final = 5000
@@ -208,7 +211,7 @@ class Workers:
 
 async def create_all_topics(settings: Settings) -> None:
     """Every topic of the default policy, with the settings' prefix."""
-    await create_topics(settings, POLICY.analytics_purposes, POLICY.retention_ms_by_topic())
+    await create_topics(settings, POLICY)
 
 
 def route_topics(settings: Settings, kind: str | None = None) -> list[str]:
@@ -219,7 +222,7 @@ def route_topics(settings: Settings, kind: str | None = None) -> list[str]:
 
 def output_topics(settings: Settings) -> list[str]:
     """Every route's topic and the dead-letter topic."""
-    return [*route_topics(settings), TopicNames(settings.topic_prefix).dead_letter]
+    return [*route_topics(settings), TopicNames(settings.topic_prefix).dead_letter(POLICY)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -469,7 +472,6 @@ class Expectation:
         self.outputs = 0
         self.dead_letters = 0
         self.codes: list[str | None] = []
-        self.version = pipeline.__version__.encode()
 
     def add(self, message: Input) -> Rejection | list[Any]:
         """Run the engine over one input; remember what the worker must write for it."""
@@ -482,16 +484,16 @@ class Expectation:
                 str(message.partition).encode(),
                 str(message.offset).encode(),
             )
+            # What the worker writes, but for the time it writes it (compared without).
             headers = [
-                ("dlq.error.code", result.code.encode()),
-                ("dlq.error.message", result.message.encode()),
-                ("dlq.source.topic", source[0]),
-                ("dlq.source.partition", source[1]),
-                ("dlq.source.offset", source[2]),
-                ("cdrveil.version", self.version),
+                (name, value)
+                for name, value in deadletter.dead_letter_headers(
+                    result, message.topic, message.partition, message.offset, NO_TIME
+                )
+                if name != deadletter.TIMESTAMP
             ]
             content = _digest(
-                self.names.dead_letter.encode(),
+                self.names.dead_letter(POLICY).encode(),
                 message.key,
                 message.value,
                 _headers_digest(sorted(headers)),
@@ -518,7 +520,7 @@ class Tally:
     """What the worker wrote, fed message by message from the output topics."""
 
     def __init__(self, settings: Settings) -> None:
-        self.dead_letter = TopicNames(settings.topic_prefix).dead_letter
+        self.dead_letter = TopicNames(settings.topic_prefix).dead_letter(POLICY)
         #: ident -> content digests of its copies, in the order read
         self.copies: dict[bytes, list[bytes]] = {}
         self.dead_stamps: dict[bytes, set[bytes]] = {}
@@ -535,22 +537,22 @@ class Tally:
         if message.topic == self.dead_letter:
             found = dict(headers)
             if any(name not in found for name in DLQ_HEADERS) or not DLQ_TIMESTAMP.match(
-                found.get("dlq.timestamp", b"")
+                found.get(deadletter.TIMESTAMP, b"")
             ):
                 self.incomplete_dead_letters += 1
-            self.codes[found.get("dlq.error.code", b"?").decode()] += 1
+            self.codes[found.get(deadletter.ERROR_CODE, b"?").decode()] += 1
             ident = _dead_ident(
-                found.get("dlq.source.topic"),
-                found.get("dlq.source.partition"),
-                found.get("dlq.source.offset"),
+                found.get(deadletter.SOURCE_TOPIC),
+                found.get(deadletter.SOURCE_PARTITION),
+                found.get(deadletter.SOURCE_OFFSET),
             )
             content = _digest(
                 message.topic.encode(),
                 message.key,
                 message.value,
-                _headers_digest(sorted(headers), skip="dlq.timestamp"),
+                _headers_digest(sorted(headers), skip=deadletter.TIMESTAMP),
             )
-            self.dead_stamps.setdefault(ident, set()).add(found.get("dlq.timestamp", b""))
+            self.dead_stamps.setdefault(ident, set()).add(found.get(deadletter.TIMESTAMP, b""))
         else:
             ident = _output_ident(
                 message.topic, header(message, "cdrveil.record-id"), header(message, "cdrveil.liid")

@@ -20,6 +20,7 @@ from pipeline.synth import Workload, consent_states, records, warrants
 from soak.harness import (
     DLQ_HEADERS,
     DLQ_TIMESTAMP,
+    POLICY,
     Expectation,
     Say,
     Verdict,
@@ -193,7 +194,7 @@ async def run_poison(
             )
 
     say("reading the dead-letter topic back")
-    dead = await read(settings, [names.dead_letter])
+    dead = await read(settings, [names.dead_letter(POLICY)])
     report.dead_letters = len(dead)
     found: Counter[tuple[str, int, int]] = Counter()
     for letter in dead:

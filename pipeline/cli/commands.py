@@ -40,9 +40,7 @@ def _topics(args: argparse.Namespace) -> int:
 
     settings = args.settings
     policy = Policy.load(settings.policy_path)
-    report = asyncio.run(
-        create_topics(settings, policy.analytics_purposes, policy.retention_ms_by_topic())
-    )
+    report = asyncio.run(create_topics(settings, policy))
     for name in report.created:
         print(f"created  {name}")
     for name in report.existing:
@@ -323,7 +321,8 @@ def add_commands(commands: Subparsers) -> None:
         help="publish TS 32.297 CDR files (BER records) to cdr.voice / cdr.sms",
         description="Decode TS 32.297 CDR files of TS 32.298 BER records (MSC, SMS centre) "
         "and publish each record as JSON to cdr.voice or cdr.sms, each undecodable CDR or "
-        "damaged stretch to traffic.dead-letter with the file name and byte offset. The "
+        "damaged stretch to the policy's dead-letter topic (traffic.dead-letter) with the file "
+        "name and byte offset. The "
         "resume state is kept beside each file (FILE.cdrveil-ingest.json) and moves only "
         "once the broker has acknowledged a window: an interrupted run resumes where it "
         "stopped, a file whose state says done is skipped. Ctrl-C (or SIGTERM) finishes the "
@@ -363,7 +362,8 @@ def add_commands(commands: Subparsers) -> None:
     replay = commands.add_parser(
         "replay",
         help="publish dead letters back to their source topic, after a fix",
-        description="Read traffic.dead-letter (from the beginning, or from --offsets), select "
+        description="Read the policy's dead-letter topic (traffic.dead-letter; from the "
+        "beginning, or from --offsets), select "
         "dead letters by reason code (dlq.error.code), source topic (dlq.source.topic) and "
         "time, and publish each one's original key and value, byte for byte, to its source "
         "topic, so the workers process it again. Only the input topics (cdr.voice, cdr.sms of "
@@ -409,55 +409,3 @@ def add_commands(commands: Subparsers) -> None:
     add_setting_flags(replay, "log_level")
     add_connection_flags(replay)
     replay.set_defaults(handler=_replay)
-
-    def _bench(args: argparse.Namespace) -> int:
-        # The benchmarks live in the source tree beside the package, not in the wheel;
-        # imported by name so that `cdrveil --help` (and mypy) never load them.
-        import importlib
-        import sys
-
-        root = Path(__file__).resolve().parents[1]
-        if not (root / "benchmarks" / "suite.py").is_file():
-            raise ConfigError(
-                "cdrveil bench runs from a source checkout (benchmarks/ beside pipeline/)"
-            )
-        if str(root) not in sys.path:
-            sys.path.insert(0, str(root))
-        code: int = importlib.import_module("benchmarks.suite").command(args)
-        return code
-
-    bench = commands.add_parser(
-        "bench",
-        help="run every benchmark on the embedded broker; one table and a JSON file",
-        description="On the embedded broker: the engine alone; preloaded inputs through one "
-        "real worker until every offset is committed (records/s, messages/s, latency, CPU, "
-        "RSS); the outputs-only, passthrough and naive-faust baselines on the same data and "
-        "client settings; latency at half the measured rate; a fresh worker loading a "
-        "million consent states; 1, 2 and 3 workers. Prints each target and whether it was "
-        "met, writes the figures as JSON, and stops everything it started (also on Ctrl-C).",
-    )
-    bench.add_argument("--quick", action="store_true", help="a small smoke run of every phase")
-    bench.add_argument(
-        "--records", type=int, metavar="N", help="end-to-end input records (500,000)"
-    )
-    bench.add_argument(
-        "--naive-records",
-        type=int,
-        metavar="N",
-        help="input records of the naive faust baseline (50,000)",
-    )
-    bench.add_argument(
-        "--load-seconds", type=float, metavar="S", help="latency-under-load duration (60)"
-    )
-    bench.add_argument(
-        "--consent-states", type=int, metavar="N", help="consent states at scale (1,000,000)"
-    )
-    bench.add_argument(
-        "--batch-max-records", type=int, metavar="N", help="records per worker batch (2000)"
-    )
-    bench.add_argument("--linger-ms", type=int, metavar="MS", help="producer linger (5)")
-    bench.add_argument("--partitions", type=int, metavar="N", help="partitions per topic (8)")
-    bench.add_argument(
-        "--json", type=Path, metavar="PATH", help="JSON report (benchmarks/out/bench.json)"
-    )
-    bench.set_defaults(handler=_bench)

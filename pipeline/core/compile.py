@@ -13,12 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pipeline.core import transforms
+from pipeline.core.actions import ACTIONS, Action
 from pipeline.core.consent import ConsentState
 from pipeline.core.decode import CdrRecord
 from pipeline.core.fields import Kind, Owner
 from pipeline.core.keys import PurposePseudonymizer
-from pipeline.core.policy import Action
+from pipeline.core.policy import KindRules, OutputKey
 
 #: (record, served subscriber consented?, consent by number) -> (message key, output value)
 RouteBuilder = Callable[
@@ -57,29 +57,24 @@ _NORMALIZED = {
 }
 
 
+class _Code:
+    """The generated code's constants, as the actions' expressions bind them."""
+
+    def __init__(self, constants: dict[str, Any]) -> None:
+        self.constants = constants
+
+    def constant(self, name: str, value: object) -> str:
+        self.constants[name] = value
+        return name
+
+    def pseudonym(self, pseudonymizer: PurposePseudonymizer, arg: str) -> str:
+        return _pseudonym(pseudonymizer, self.constants, arg)
+
+
 def _expression(field: FieldSpec, action: Action, constants: dict[str, Any]) -> str | None:
     """A Python expression for the field's output under ``action``; ``None`` = drop."""
-    kind = field.kind
-    if action is Action.DROP:
-        return None
-    if action is Action.PSEUDONYMIZE:
-        assert field.pseudonymize is not None  # noqa: S101 - set for every pseudonymized field
-        return _pseudonym(field.pseudonymize, constants, "n")
-    if action is Action.MASK:
-        return f"n[:-{field.mask_digits}] + {'X' * field.mask_digits!r}"
-    if action is Action.TAC:
-        return "n[:8]"
-    if action is Action.HOUR:
-        return "to_hour(v)"
-    if kind is Kind.LOCATION:
-        constants[f"A_{action.name}"] = action  # bound once: enum access is slow per call
-        return f"location(v, A_{action.name})"
-    if kind is Kind.LOCATION_CHANGES:
-        constants[f"A_{action.name}"] = action
-        return f"location_changes(v, A_{action.name})"
-    if kind in _NORMALIZED:
-        return "n"
-    return "v"
+    expression = ACTIONS[action].expression
+    return None if expression is None else expression(field, _Code(constants))
 
 
 def _pseudonym(pseudonymizer: PurposePseudonymizer, constants: dict[str, Any], arg: str) -> str:
@@ -99,16 +94,17 @@ MAX_SHAPES = 256
 def compile_route(
     route_name: str,
     purpose: str,
-    key: str,
+    kind: KindRules,
     fields: list[FieldSpec],
     key_pseudonymizers: tuple[PurposePseudonymizer, PurposePseudonymizer],
 ) -> RouteBuilder:
     """Generate the builder of one route's message key and output value.
 
-    ``key`` is ``"pseudonym"`` (analytics: the purpose's pseudonym of the served MSISDN,
-    else of the IMSI, so no key is ever a clear identifier) or ``"identity"`` (billing: the
-    served MSISDN, else the IMSI). Records with null fields take the interpreter instead
-    (``Engine``), since nulls must be left out.
+    ``kind`` says how the key is made: :attr:`OutputKey.PSEUDONYM` (analytics: the
+    purpose's pseudonym of the served MSISDN, else of the IMSI, so no key is ever a clear
+    identifier) or :attr:`OutputKey.IDENTITY` (billing: the served MSISDN, else the IMSI),
+    and whether the value names its purpose. Records with null fields take the interpreter
+    instead (``Engine``), since nulls must be left out.
 
     Two levels. The generic builder copies the record (a fast C copy), deletes every field
     the route's allow-list does not name, and patches the fields whose value changes. On
@@ -118,20 +114,19 @@ def compile_route(
     same dict, key order included (``tests/unit/test_core_compile.py``).
     """
     constants: dict[str, Any] = {
-        "to_hour": transforms.to_hour,
-        "location": transforms.location,
-        "location_changes": transforms.location_changes,
         "PURPOSE": purpose,
         "ALLOWED": frozenset(["recordId", *(field.name for field in fields)]),
         "DROP": _DROPPED,
     }
-    analytics = key == "pseudonym"
-    key_lines = _key_lines(analytics, key_pseudonymizers, constants)
-    generic = _generic(route_name, fields, analytics, key_lines, constants)
+    if kind.key not in (OutputKey.PSEUDONYM, OutputKey.IDENTITY):
+        raise ValueError(f"a route keyed by {kind.key.value} has no field rules to compile")
+    tag = kind.names_purpose
+    key_lines = _key_lines(kind.key is OutputKey.PSEUDONYM, key_pseudonymizers, constants)
+    generic = _generic(route_name, fields, tag, key_lines, constants)
     allowed: frozenset[str] = constants["ALLOWED"]
     by_name = {field.name: field for field in fields}
-    # An input field named like the one analytics adds would change the key order.
-    shaped = not (analytics and "purpose" in allowed)
+    # An input field named like the one the purpose tag adds would change the key order.
+    shaped = not (tag and "purpose" in allowed)
     shapes: dict[tuple[str, ...], RouteBuilder] = {}
     known = shapes.get
 
@@ -139,7 +134,7 @@ def compile_route(
         if not shaped or len(shapes) >= MAX_SHAPES:
             return generic
         present = [name for name in shape if name in allowed]  # catalog names only
-        builder = _shaped(route_name, present, by_name, analytics, key_lines, constants)
+        builder = _shaped(route_name, present, by_name, tag, key_lines, constants)
         shapes[shape] = builder
         return builder
 
@@ -185,12 +180,12 @@ def _condition(field: FieldSpec, lines: list[str], indent: str) -> str:
 
 
 def _key_lines(
-    analytics: bool,
+    pseudonym: bool,
     key_pseudonymizers: tuple[PurposePseudonymizer, PurposePseudonymizer],
     constants: dict[str, Any],
 ) -> list[str]:
     served = "numbers.get('servedMSISDN')"
-    if analytics:
+    if pseudonym:
         by_msisdn = _pseudonym(key_pseudonymizers[0], constants, "served")
         by_imsi = _pseudonym(key_pseudonymizers[1], constants, "record.imsi")
         return [
@@ -210,7 +205,7 @@ def _key_lines(
 def _generic(
     route_name: str,
     fields: list[FieldSpec],
-    analytics: bool,
+    tag: bool,
     key_lines: list[str],
     constants: dict[str, Any],
 ) -> RouteBuilder:
@@ -239,7 +234,7 @@ def _generic(
         lines.append(_assign(name, when_yes, "            "))
         lines.append("        else:")
         lines.append(_assign(name, when_no, "            "))
-    if analytics:
+    if tag:
         lines.append("    out['purpose'] = PURPOSE")
     return _define(f"<cdrveil route {route_name}>", lines + key_lines, constants)
 
@@ -248,7 +243,7 @@ def _shaped(
     route_name: str,
     present: list[str],
     by_name: dict[str, FieldSpec],
-    analytics: bool,
+    tag: bool,
     key_lines: list[str],
     constants: dict[str, Any],
 ) -> RouteBuilder:
@@ -283,7 +278,7 @@ def _shaped(
             if when_yes is None or when_no is None:
                 optional.append((name, f"x{i}"))
         items.append(f"{name!r}: x{i}")
-    if analytics:
+    if tag:
         items.append("'purpose': PURPOSE")
     lines.append("    out = {" + ", ".join(items) + "}")
     for name, variable in optional:

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum
+from enum import Enum, StrEnum
 from importlib import resources
 from pathlib import Path
 from typing import Any, Final
 
-from pipeline.core.fields import FIELDS, Kind, Owner
+from pipeline.core.actions import ACTIONS, IDENTIFIER_KINDS, Action
+from pipeline.core.fields import FIELDS, Owner
+from pipeline.core.topics import READ_TOPICS
 from pipeline.errors import PolicyError
 
-ROUTE_KINDS: Final = ("lawful_intercept", "billing", "analytics")
 LEGAL_BASES: Final = {
     "consent": "GDPR Art. 6(1)(a)",
     "contract": "GDPR Art. 6(1)(b)",
@@ -27,31 +29,6 @@ LEGAL_BASES: Final = {
     "legitimate_interest": "GDPR Art. 6(1)(f)",
 }
 SELECTIONS: Final = ("all", "billable")
-IDENTIFIER_KINDS: Final = (Kind.MSISDN, Kind.IMSI, Kind.IMEI)
-
-
-class Action(Enum):
-    """What a route does with one field."""
-
-    KEEP = "keep"
-    DROP = "drop"
-    PSEUDONYMIZE = "pseudonymize"
-    MASK = "mask"
-    TAC = "generalize:tac"
-    LOCATION_AREA = "generalize:location_area"
-    MCC_MNC = "generalize:mcc_mnc"
-    HOUR = "generalize:hour"
-
-
-#: Which actions make sense for which field kinds (anything may be kept or dropped).
-_ALLOWED: Final[dict[Action, tuple[Kind, ...]]] = {
-    Action.PSEUDONYMIZE: IDENTIFIER_KINDS,
-    Action.MASK: (Kind.MSISDN,),
-    Action.TAC: (Kind.IMEI,),
-    Action.LOCATION_AREA: (Kind.LOCATION, Kind.LOCATION_CHANGES),
-    Action.MCC_MNC: (Kind.LOCATION, Kind.LOCATION_CHANGES),
-    Action.HOUR: (Kind.TIME,),
-}
 
 
 @dataclass(frozen=True)
@@ -63,9 +40,48 @@ class FieldRule:
     otherwise: Action
     mask_digits: int = 0
 
-    def describe(self, action: Action) -> str:
-        """The action as written in the policy file."""
-        return f"mask:{self.mask_digits}" if action is Action.MASK else action.value
+
+class RouteKind(StrEnum):
+    """What a route is for; the value is the policy file's ``kind``.
+
+    Everything that differs between kinds is in :data:`ROUTE_KINDS`, so a new kind is a
+    new member and a new row there.
+    """
+
+    LAWFUL_INTERCEPT = "lawful_intercept"
+    BILLING = "billing"
+    ANALYTICS = "analytics"
+
+
+class OutputKey(Enum):
+    """How the message key of a route's outputs is made."""
+
+    #: The matching warrant's LIID (one output per warrant).
+    LIID = "liid"
+    #: The served MSISDN, else the IMSI, in clear (E.164 digits).
+    IDENTITY = "identity"
+    #: The purpose's pseudonym of the served MSISDN, else of the IMSI: never in clear.
+    PSEUDONYM = "pseudonym"
+
+
+@dataclass(frozen=True)
+class KindRules:
+    """The behaviour of one route kind, for the policy checks, the engine and ``explain``."""
+
+    #: How the output key is made.
+    key: OutputKey
+    #: A policy must have a route of this kind (the law requires it).
+    required: bool
+    #: The output is the input record byte for byte (no field rules); else an allow-list.
+    copies_record: bool
+    #: Consent decides: the purpose must be declared, the route may require the served
+    #: subscriber's consent, and no identifier may reach it in clear without its owner's.
+    by_consent: bool
+    #: The output value names its purpose (``"purpose": ...``).
+    names_purpose: bool
+    #: ``explain``'s reason for a delivered output, from the route and whether the served
+    #: subscriber consented to its purpose (``None``: the engine names the warrant instead).
+    reason: Callable[[Route, bool], str] | None
 
 
 @dataclass(frozen=True)
@@ -83,7 +99,7 @@ class Route:
     """One output route: its topic, legal basis, record selection and field rules."""
 
     name: str
-    kind: str
+    kind: RouteKind
     purpose: str
     topic: str
     legal_basis: str
@@ -94,6 +110,53 @@ class Route:
     select: str
     requires_consent: bool
     fields: dict[str, FieldRule]
+
+    @property
+    def rules(self) -> KindRules:
+        """What this route's kind does."""
+        return ROUTE_KINDS[self.kind]
+
+
+def _billing_reason(route: Route, served_ok: bool) -> str:
+    return "billable record; needed to perform the contract"
+
+
+def _analytics_reason(route: Route, served_ok: bool) -> str:
+    if route.requires_consent:
+        return f"the served subscriber consented to {route.purpose}"
+    if route.legal_basis == "legitimate_interest":
+        return f"legitimate interest ({route.purpose}); identifiers pseudonymized per the policy"
+    state = "consented" if served_ok else "did not consent"
+    return f"the served subscriber {state} to {route.purpose}; fields follow each owner's consent"
+
+
+#: Route kind -> its behaviour: the one table of what differs between kinds.
+ROUTE_KINDS: Final[dict[RouteKind, KindRules]] = {
+    RouteKind.LAWFUL_INTERCEPT: KindRules(
+        key=OutputKey.LIID,
+        required=True,
+        copies_record=True,
+        by_consent=False,
+        names_purpose=False,
+        reason=None,
+    ),
+    RouteKind.BILLING: KindRules(
+        key=OutputKey.IDENTITY,
+        required=False,
+        copies_record=False,
+        by_consent=False,
+        names_purpose=False,
+        reason=_billing_reason,
+    ),
+    RouteKind.ANALYTICS: KindRules(
+        key=OutputKey.PSEUDONYM,
+        required=False,
+        copies_record=False,
+        by_consent=True,
+        names_purpose=True,
+        reason=_analytics_reason,
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -147,12 +210,17 @@ class Policy:
             name: _route(name, entry, purposes)
             for name, entry in _table(doc, "routes", source).items()
         }
-        if not any(route.kind == "lawful_intercept" for route in routes.values()):
-            raise PolicyError(f"{source}: a lawful_intercept route is required by law")
+        for kind, rules in ROUTE_KINDS.items():
+            if rules.required and not any(route.kind is kind for route in routes.values()):
+                raise PolicyError(f"{source}: a {kind} route is required by law")
         topics = [route.topic for route in routes.values()]
         if len(set(topics)) != len(topics):
             raise PolicyError(f"{source}: two routes share a topic")
         dead = _table(doc, "dead_letter", source)
+        dead_letter_topic = _text(dead, "topic", "dead_letter")
+        if dead_letter_topic in topics:
+            raise PolicyError(f"{source}: the dead-letter topic is also a route's topic")
+        _refuse_read_topics(routes, dead_letter_topic, source)
         security = doc.get("security", {})
         measures = security.get("measures", []) if isinstance(security, dict) else []
         return cls(
@@ -162,7 +230,7 @@ class Policy:
             data_subjects=_text(head, "data_subjects", "policy"),
             purposes=purposes,
             routes=routes,
-            dead_letter_topic=_text(dead, "topic", "dead_letter"),
+            dead_letter_topic=dead_letter_topic,
             dead_letter_retention_days=_days(dead, "dead_letter"),
             dead_letter_recipients=_text(dead, "recipients", "dead_letter"),
             security_measures=tuple(str(m) for m in measures),
@@ -173,14 +241,26 @@ class Policy:
     @property
     def analytics_purposes(self) -> list[str]:
         """The purposes that have an analytics route, in policy order."""
-        return [r.purpose for r in self.routes.values() if r.kind == "analytics"]
+        return [r.purpose for r in self.routes.values() if r.kind is RouteKind.ANALYTICS]
 
     def retention_ms_by_topic(self) -> dict[str, int]:
-        """Topic retention from the policy, for topic provisioning."""
+        """Every output topic (each route's, in policy order, then the dead-letter topic)
+        with its retention in milliseconds, for topic provisioning."""
         day = 86_400_000
         retention = {route.topic: route.retention_days * day for route in self.routes.values()}
         retention[self.dead_letter_topic] = self.dead_letter_retention_days * day
         return retention
+
+
+def _refuse_read_topics(routes: dict[str, Route], dead_letter_topic: str, source: str) -> None:
+    """Outputs written to a topic the pipeline reads would loop or corrupt its state."""
+    named = [(f"routes.{name}", route.topic) for name, route in routes.items()]
+    for where, topic in [*named, ("dead_letter", dead_letter_topic)]:
+        if topic in READ_TOPICS:
+            raise PolicyError(
+                f"{source}: [{where}] topic {topic!r} is one the pipeline reads "
+                f"({', '.join(sorted(READ_TOPICS))}); name another"
+            )
 
 
 def _table(doc: dict[str, Any], name: str, where: str) -> dict[str, Any]:
@@ -212,31 +292,38 @@ def _basis(entry: dict[str, Any], where: str) -> str:
 
 
 def _action(text: object, field: str, where: str) -> tuple[Action, int]:
+    """The action a policy word names (``keep``, ``mask:4``, ...) and its digit count."""
     if not isinstance(text, str):
         raise PolicyError(f"policy [{where}]: the action for '{field}' must be a string")
+    word, _, count = text.partition(":")
+    counted = {rule.action.value: rule for rule in ACTIONS.values() if rule.digits is not None}
     digits = 0
-    if text == "mask":
-        raise PolicyError(f"policy [{where}]: '{field}': mask takes 1-8 digits, e.g. mask:4")
-    if text.startswith("mask:"):
-        count = text[5:]
-        if not (count.isdigit() and 1 <= int(count) <= 8):
-            raise PolicyError(f"policy [{where}]: '{field}': mask takes 1-8 digits, e.g. mask:4")
-        action, digits = Action.MASK, int(count)
+    if word in counted:
+        rule = counted[word]
+        assert rule.digits is not None  # noqa: S101 - only those that take digits
+        if not (count.isdigit() and int(count) in rule.digits):
+            span = f"{rule.digits.start}-{rule.digits.stop - 1}"
+            raise PolicyError(
+                f"policy [{where}]: '{field}': {word} takes {span} digits, e.g. {word}:4"
+            )
+        digits = int(count)
     else:
         try:
-            action = Action(text)
+            rule = ACTIONS[Action(text)]
         except ValueError:
-            choices = ", ".join(a.value for a in Action if a is not Action.MASK) + ", mask:N"
+            choices = [r.action.value for r in ACTIONS.values() if r.digits is None]
+            choices += [f"{word}:N" for word in counted]
             raise PolicyError(
-                f"policy [{where}]: '{field}': unknown action {text!r} (one of {choices})"
+                f"policy [{where}]: '{field}': unknown action {text!r} (one of "
+                f"{', '.join(choices)})"
             ) from None
     kind = FIELDS[field][0]
-    if action in _ALLOWED and kind not in _ALLOWED[action]:
+    if rule.kinds is not None and kind not in rule.kinds:
         raise PolicyError(f"policy [{where}]: '{field}' cannot be {text}")
-    return action, digits
+    return rule.action, digits
 
 
-def _rule(name: str, spec: object, where: str, kind: str) -> FieldRule:
+def _rule(name: str, spec: object, where: str, kind: RouteKind) -> FieldRule:
     if name not in FIELDS:
         raise PolicyError(f"policy [{where}]: unknown field '{name}' (use TS 32.298 names)")
     field_kind, owner = FIELDS[name]
@@ -257,8 +344,8 @@ def _rule(name: str, spec: object, where: str, kind: str) -> FieldRule:
         rule = FieldRule(name, action, action, digits)
     # The product's central promise: no identifier in clear without its owner's consent.
     personal_identifier = field_kind in IDENTIFIER_KINDS and owner is not Owner.NONE
-    # A masked number is still most of the number: no more acceptable than clear.
-    if kind == "analytics" and personal_identifier and rule.otherwise in (Action.KEEP, Action.MASK):
+    clear = ACTIONS[rule.otherwise].reveals
+    if ROUTE_KINDS[kind].by_consent and personal_identifier and clear:
         raise PolicyError(
             f"policy [{where}]: '{name}' would reach an analytics topic in clear without "
             "consent (a mask leaves most of it); use pseudonymize, drop or a generalization "
@@ -271,14 +358,18 @@ def _route(name: str, entry: object, purposes: dict[str, Purpose]) -> Route:
     where = f"routes.{name}"
     if not isinstance(entry, dict):
         raise PolicyError(f"policy [{where}] must be a table")
-    kind = _text(entry, "kind", where)
-    if kind not in ROUTE_KINDS:
-        raise PolicyError(f"policy [{where}]: kind must be one of {list(ROUTE_KINDS)}")
+    try:
+        kind = RouteKind(_text(entry, "kind", where))
+    except ValueError:
+        raise PolicyError(
+            f"policy [{where}]: kind must be one of {[str(k) for k in RouteKind]}"
+        ) from None
+    rules = ROUTE_KINDS[kind]
     purpose = entry.get("purpose", name)
-    if kind == "analytics" and purpose not in purposes:
+    if rules.by_consent and purpose not in purposes:
         raise PolicyError(f"policy [{where}]: purpose {purpose!r} is not under [purposes]")
     fields_spec = entry.get("fields", {})
-    if kind != "lawful_intercept" and (not isinstance(fields_spec, dict) or not fields_spec):
+    if not rules.copies_record and (not isinstance(fields_spec, dict) or not fields_spec):
         raise PolicyError(f"policy [{where}]: a [{where}.fields] table is required")
     select = entry.get("select", "all")
     if select not in SELECTIONS:
@@ -286,9 +377,9 @@ def _route(name: str, entry: object, purposes: dict[str, Purpose]) -> Route:
     requires = entry.get("requires_consent", False)
     if type(requires) is not bool:
         raise PolicyError(f"policy [{where}]: requires_consent must be true or false")
-    if requires and kind != "analytics":
+    if requires and not rules.by_consent:
         raise PolicyError(f"policy [{where}]: only analytics routes depend on consent")
-    rules = {field: _rule(field, spec, where, kind) for field, spec in fields_spec.items()}
+    field_rules = {field: _rule(field, spec, where, kind) for field, spec in fields_spec.items()}
     return Route(
         name=name,
         kind=kind,
@@ -301,5 +392,5 @@ def _route(name: str, entry: object, purposes: dict[str, Purpose]) -> Route:
         categories=_text(entry, "categories", where),
         select=str(select),
         requires_consent=requires,
-        fields=rules,
+        fields=field_rules,
     )

@@ -32,9 +32,10 @@ from typing import Final, TextIO
 
 from aiokafka import AIOKafkaProducer
 
-import pipeline
 from pipeline.ber import CdrFileReader
 from pipeline.ber.file import not_a_cdr_file
+from pipeline.core.policy import Policy
+from pipeline.core.topics import SMS, VOICE
 from pipeline.errors import ConfigError
 from pipeline.ingest.decoding import (
     DecoderPool,
@@ -49,8 +50,9 @@ from pipeline.ingest.report import FileOutcome, FileResult
 from pipeline.ingest.state import IngestState, content_matches, load_state, save_state
 from pipeline.progress import Progress
 from pipeline.settings import Settings
+from pipeline.shell.deadletter import Headers, file_dead_letter_headers, rfc3339
 from pipeline.shell.produce import OutputBatch, Partitioner, Send, await_delivery
-from pipeline.shell.topics import SMS, VOICE, TopicNames
+from pipeline.shell.topics import TopicNames
 
 __all__ = [
     "DEAD_LETTER_CHUNK",
@@ -58,7 +60,6 @@ __all__ = [
     "Checkpoint",
     "FileIngester",
     "dead_letter_messages",
-    "file_dead_letter_headers",
 ]
 
 log = logging.getLogger("cdrveil.ingest")
@@ -72,42 +73,16 @@ MAX_IN_FLIGHT: Final = 2
 #: several dead-letter messages, each with its own offset, so none exceeds what a broker
 #: accepts. A single CDR is at most 65,535 octets and is never split.
 DEAD_LETTER_CHUNK: Final = 65536
-_VERSION: Final = pipeline.__version__.encode()
 #: Records carry no headers (aiokafka's batch builder wants a list; it does not change it).
 _NO_HEADERS: Final[list[tuple[str, bytes]]] = []
 
 #: Called after every checkpoint with the file and its new state (progress, tests).
 Checkpoint = Callable[[Path, IngestState], None]
-Headers = list[tuple[str, bytes]]
 
 
 def decoder_settings(settings: Settings) -> DecoderSettings:
     """The decoder the settings call for: their numbering, the first home network."""
     return DecoderSettings(settings.trunk_prefix, settings.country_code, settings.home_networks[0])
-
-
-def rfc3339(moment: datetime) -> str:
-    """A UTC time as RFC 3339 with milliseconds and "Z", as the dead-letter headers carry it."""
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def file_dead_letter_headers(
-    code: str, message: str, file_name: str, offset: int, now: datetime
-) -> Headers:
-    """Dead-letter headers of an item from a file: the worker's names, the file for the topic.
-
-    The sibling of ``pipeline.shell.recordpath.dead_letter_headers``: ``dlq.source.file``
-    (the base name, as in record ids) and ``dlq.source.offset`` (the byte offset in the
-    file) take the place of the source topic, partition and offset.
-    """
-    return [
-        ("dlq.error.code", code.encode()),
-        ("dlq.error.message", message.encode()),
-        ("dlq.source.file", file_name.encode("utf-8", "surrogateescape")),
-        ("dlq.source.offset", str(offset).encode()),
-        ("dlq.timestamp", rfc3339(now).encode()),
-        ("cdrveil.version", _VERSION),
-    ]
 
 
 def dead_letter_messages(
@@ -170,6 +145,8 @@ class FileIngester:
     ) -> None:
         """Configure the decoder from ``settings``; ``stop`` ends a file between windows.
 
+        Rejected items go to the dead-letter topic of the policy the settings name.
+
         With a ``pool``, worker processes decode; without, this process does.
         """
         if window < 1:
@@ -183,7 +160,8 @@ class FileIngester:
         self.pool = pool
         self.decoder = decoder_settings(settings).build()
         names = TopicNames(settings.topic_prefix)
-        self.voice, self.sms, self.dead_letter = names(VOICE), names(SMS), names.dead_letter
+        self.voice, self.sms = names(VOICE), names(SMS)
+        self.dead_letter = names.dead_letter(Policy.load(settings.policy_path))
         self.partitioner = Partitioner()
         self.now: Callable[[], datetime] = lambda: datetime.now(UTC)
 

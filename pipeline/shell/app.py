@@ -21,6 +21,7 @@ from faust.web import Request, Response, View
 from mode import ServiceT
 
 from pipeline.core.batch import BatchEngine
+from pipeline.core.policy import Policy
 from pipeline.settings import Settings
 from pipeline.shell import telemetry
 from pipeline.shell.logs import thin_client_logs
@@ -33,7 +34,8 @@ log = logging.getLogger("cdrveil.app")
 #: Libraries whose DEBUG output can carry record contents (never identifiers in our logs).
 _CHATTY_LOGGERS = ("aiokafka", "kafka")
 
-EngineFactory = Callable[[Settings], BatchEngine]
+#: Builds the engine from the settings and the policy the worker runs (loaded once, here).
+EngineFactory = Callable[[Settings, Policy], BatchEngine]
 
 
 class _ShellBoot(BootStrategy):
@@ -51,6 +53,7 @@ class CdrveilApp(faust.App):
     def __init__(
         self,
         settings: Settings,
+        policy: Policy,
         engine: BatchEngine,
         **kwargs: Any,
     ) -> None:
@@ -66,7 +69,7 @@ class CdrveilApp(faust.App):
             settings, engine.consent, engine.warrants, self.metrics, self.status
         )
         self.record_path = RecordPath(
-            settings, engine, self.state_tables, self.metrics, self.status
+            settings, policy, engine, self.state_tables, self.metrics, self.status
         )
 
     def on_init_dependencies(self) -> Iterable[ServiceT]:
@@ -93,12 +96,16 @@ class CdrveilApp(faust.App):
 def create_app(settings: Settings, engine_factory: EngineFactory) -> CdrveilApp:
     """Build the worker app: engine, tables, record path and web endpoints.
 
-    The engine is built here, before anything starts, so a bad keyring or policy is a
-    :class:`~pipeline.errors.ConfigError` at once rather than a crashed worker.
+    The policy is loaded and the engine built here, before anything starts, so a bad
+    keyring or policy is a :class:`~pipeline.errors.ConfigError` at once rather than a
+    crashed worker. The policy names the output and dead-letter topics and the routes the
+    metrics count.
     """
-    engine = engine_factory(settings)
+    policy = Policy.load(settings.policy_path)
+    engine = engine_factory(settings, policy)
     app = CdrveilApp(
         settings,
+        policy,
         engine,
         id=settings.group_id,
         broker=[f"kafka://{server.strip()}" for server in settings.bootstrap_servers.split(",")],

@@ -31,19 +31,20 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from mode import Service
 
-import pipeline
 from pipeline.core.batch import INTERNAL_ERROR, BatchEngine, Layout, RecordBatchEngine
 from pipeline.core.decode import Rejection
 from pipeline.core.policy import Policy
+from pipeline.core.topics import INPUTS
 from pipeline.errors import BrokerError
 from pipeline.settings import Settings
 from pipeline.shell import clients
+from pipeline.shell.deadletter import dead_letter_headers
 from pipeline.shell.liveness import watch_kafka
 from pipeline.shell.produce import OutputBatch, Partitioner, Send, await_delivery
 from pipeline.shell.status import WorkerStatus
 from pipeline.shell.tables import StateTables
 from pipeline.shell.telemetry import Metrics
-from pipeline.shell.topics import ANALYTICS_PREFIX, BILLING, INPUTS, LAWFUL_INTERCEPT, TopicNames
+from pipeline.shell.topics import TopicNames
 
 log = logging.getLogger("cdrveil.worker")
 
@@ -55,39 +56,8 @@ IDLE_LAG_INTERVAL_S: Final = 1.0
 CLOSE_STEP_S: Final = 2.0
 #: Allocations between young-generation collections (CPython's default is 700).
 GC_THRESHOLD_GEN0: Final = 20_000
-_VERSION: Final = pipeline.__version__.encode()
 
 
-def dead_letter_headers(
-    rejection: Rejection, topic: str, partition: int, offset: int, now: datetime
-) -> list[tuple[str, bytes]]:
-    """The headers of a dead-letter copy: why, where it came from, when, which version."""
-    return [
-        ("dlq.error.code", rejection.code.encode()),
-        ("dlq.error.message", rejection.message.encode()),
-        ("dlq.source.topic", topic.encode()),
-        ("dlq.source.partition", str(partition).encode()),
-        ("dlq.source.offset", str(offset).encode()),
-        ("dlq.timestamp", now.isoformat(timespec="milliseconds").replace("+00:00", "Z").encode()),
-        ("cdrveil.version", _VERSION),
-    ]
-
-
-def route_labels(engine: object, names: TopicNames) -> dict[str, str]:
-    """Output topic -> route name, from the engine's policy when it has one."""
-    policy = getattr(engine, "policy", None)
-    if not isinstance(policy, Policy):
-        return {}
-    return {names(route.topic): name for name, route in policy.routes.items()}
-
-
-def route_of_topic(logical: str) -> str:
-    """The route name the default topic table implies for an output topic (no prefix)."""
-    if logical == LAWFUL_INTERCEPT:
-        return "lawful_intercept"
-    if logical == BILLING:
-        return "billing"
-    return logical.removeprefix(ANALYTICS_PREFIX)
 
 
 def settle_heap() -> None:
@@ -138,6 +108,7 @@ class RecordPath(Service):
     def __init__(
         self,
         settings: Settings,
+        policy: Policy,
         engine: BatchEngine,
         tables: StateTables,
         metrics: Metrics,
@@ -150,10 +121,11 @@ class RecordPath(Service):
         self.metrics = metrics
         self.status = status
         self.names = TopicNames(settings.topic_prefix)
+        self.dead_letter = self.names.dead_letter(policy)
         # Metric labels: logical input topic names (a prefix may hold digits a label must
-        # not), and route names for output topics.
+        # not), and the policy's route names for output topics.
         self._input_labels = {self.names(t): t for t in INPUTS}
-        self._routes = route_labels(engine, self.names)
+        self._routes = {self.names(route.topic): name for name, route in policy.routes.items()}
         # Per assigned partition, the offset lag is measured from: the last one committed,
         # or until then the first one taken (where the group had committed).
         self._lag_base: dict[TopicPartition, int] = {}
@@ -435,7 +407,7 @@ class RecordPath(Service):
         dead-letter topic holds nothing else).
         """
         taken = [(tp, record) for tp, records in batch.items() for record in records]
-        dead_letter = self.names.dead_letter
+        dead_letter = self.dead_letter
         for index, rejection in rejections:
             tp, record = taken[index]
             if rejection.code == INTERNAL_ERROR:
@@ -456,15 +428,14 @@ class RecordPath(Service):
     def _count(self, work: _Work, acknowledged: float) -> None:
         """Count a batch whose outputs are all acknowledged: once per batch, never per record."""
         routes: dict[str, int] = {}
-        dead_letter = self.names.dead_letter
+        dead_letter = self.dead_letter
         for send in work.sends:
             if send.topic == dead_letter:
                 continue  # counted per reason code
             route = self._routes.get(send.topic)
             if route is None:
-                route = self._routes[send.topic] = route_of_topic(
-                    send.topic.removeprefix(self.names.prefix)
-                )
+                # A topic the policy does not name (a stand-in engine's): its logical name.
+                route = self._routes[send.topic] = send.topic.removeprefix(self.names.prefix)
             routes[route] = routes.get(route, 0) + send.count
         try:
             self.metrics.record_batch(

@@ -29,13 +29,14 @@ from aiokafka.errors import KafkaError
 from mode import Service
 
 from pipeline.core.batch import StateTable
+from pipeline.core.topics import CONSENT, WARRANTS
 from pipeline.errors import BrokerError
 from pipeline.settings import Settings
 from pipeline.shell import clients
 from pipeline.shell.offsets import partitions_of
 from pipeline.shell.status import WorkerStatus
 from pipeline.shell.telemetry import Metrics
-from pipeline.shell.topics import CONSENT, WARRANTS, TopicNames
+from pipeline.shell.topics import TopicNames
 
 log = logging.getLogger("cdrveil.tables")
 

@@ -1,4 +1,8 @@
-"""The topic table (names are the contract consumers code against) and its provisioning.
+"""Topic names with the deployment's prefix, and provisioning every topic (``topics create``).
+
+Two sources, one home each: the topics the pipeline reads (``cdr.voice``, ``cdr.sms``,
+``consent.state``, ``li.warrants``) are :mod:`pipeline.core.topics`; the topics it writes
+(each route's and the dead-letter topic) are the policy's. With the default policy:
 
 | topic                         | key                          | value                        |
 |-------------------------------|------------------------------|------------------------------|
@@ -16,29 +20,19 @@ Every name may carry a prefix (setting ``topic_prefix``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
+from pipeline.core.policy import Policy
+from pipeline.core.topics import CONSENT, INPUTS, STATE_TOPICS, WARRANTS
 from pipeline.errors import BrokerError
 from pipeline.settings import Settings
 
 log = logging.getLogger("cdrveil.topics")
-
-VOICE: Final = "cdr.voice"
-SMS: Final = "cdr.sms"
-CONSENT: Final = "consent.state"
-WARRANTS: Final = "li.warrants"
-LAWFUL_INTERCEPT: Final = "traffic.lawful-intercept"
-BILLING: Final = "traffic.billing"
-ANALYTICS_PREFIX: Final = "traffic.analytics."
-DEAD_LETTER: Final = "traffic.dead-letter"
-
-INPUTS: Final = (VOICE, SMS)
-STATE_TOPICS: Final = (CONSENT, WARRANTS)
 
 # Kafka error codes in a CreateTopics answer.
 _TOPIC_ALREADY_EXISTS: Final = 36
@@ -69,14 +63,9 @@ class TopicNames:
         """The compacted warrant topic."""
         return self(WARRANTS)
 
-    @property
-    def dead_letter(self) -> str:
-        """Where rejected inputs go."""
-        return self(DEAD_LETTER)
-
-    def analytics(self, purpose: str) -> str:
-        """The analytics topic of one purpose."""
-        return self(ANALYTICS_PREFIX + purpose)
+    def dead_letter(self, policy: Policy) -> str:
+        """Where rejected inputs go: the policy's dead-letter topic."""
+        return self(policy.dead_letter_topic)
 
 
 @dataclass(frozen=True)
@@ -97,29 +86,22 @@ class TopicReport:
     existing: tuple[str, ...]
 
 
-def topic_specs(
-    settings: Settings,
-    purposes: Iterable[str],
-    retention_ms_by_topic: Mapping[str, int] | None = None,
-) -> list[TopicSpec]:
-    """The full topic table for these analytics purposes.
+def topic_specs(settings: Settings, outputs: Mapping[str, int]) -> list[TopicSpec]:
+    """The full topic table: the topics read, then ``outputs`` with their retention.
 
-    ``retention_ms_by_topic`` (from the policy) is keyed by logical or physical name.
-    The two state topics are compacted and keep every key's latest value forever: a
-    consent or warrant must never expire out of the table by age.
+    ``outputs`` maps each output topic's logical name to its retention in milliseconds,
+    as :meth:`Policy.retention_ms_by_topic` gives them. The two state topics are compacted
+    and keep every key's latest value forever: a consent or warrant must never expire out
+    of the table by age.
     """
     names = TopicNames(settings.topic_prefix)
-    retention = dict(retention_ms_by_topic or {})
-    logical = [VOICE, SMS, CONSENT, WARRANTS, LAWFUL_INTERCEPT, BILLING]
-    logical += [ANALYTICS_PREFIX + p for p in purposes]
-    logical.append(DEAD_LETTER)
     specs = []
-    for name in dict.fromkeys(logical):
+    for name in dict.fromkeys([*INPUTS, *STATE_TOPICS, *outputs]):
         configs: dict[str, str] = {}
         if name in STATE_TOPICS:
             configs["cleanup.policy"] = "compact"
         else:
-            ms = retention.get(name, retention.get(names(name)))
+            ms = outputs.get(name)
             if ms is not None:
                 configs["retention.ms"] = str(ms)
         specs.append(
@@ -128,13 +110,10 @@ def topic_specs(
     return specs
 
 
-async def create_topics(
-    settings: Settings,
-    purposes: Iterable[str],
-    retention_ms_by_topic: Mapping[str, int] | None = None,
-) -> TopicReport:
-    """Create every topic that does not exist yet (idempotent)."""
-    specs = topic_specs(settings, purposes, retention_ms_by_topic)
+async def create_topics(settings: Settings, policy: Policy) -> TopicReport:
+    """Create every topic the pipeline reads and ``policy`` writes that does not exist yet
+    (idempotent)."""
+    specs = topic_specs(settings, policy.retention_ms_by_topic())
     admin = AIOKafkaAdminClient(**settings.kafka_client_kwargs("cdrveil-admin"))
     try:
         await admin.start()

@@ -29,9 +29,10 @@ import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from pipeline.core.keys import Keyring
-from pipeline.core.policy import Policy
+from pipeline.core.policy import Policy, RouteKind
 from pipeline.errors import BrokerError, CdrveilError
 from pipeline.settings import Settings
+from pipeline.shell import deadletter
 from pipeline.shell.broker import EmbeddedBroker, free_port
 from pipeline.shell.messages import header_text
 from pipeline.shell.offsets import log_end_offsets, wait_until_committed
@@ -151,7 +152,7 @@ def summarize(
     lines.append("")
     lines.append("outputs per topic:")
     output_topics = [names(route.topic) for route in policy.routes.values()]
-    output_topics.append(names.dead_letter)
+    output_topics.append(names.dead_letter(policy))
     latencies: list[float] = []
     for topic in output_topics:
         messages = back.messages.get(topic, [])
@@ -161,8 +162,8 @@ def summarize(
             if record_id is not None and record_id in input_time:
                 latencies.append((msg.timestamp - input_time[record_id]) / 1000.0)
 
-    dead = back.messages.get(names.dead_letter, [])
-    reasons = Counter(header_text(msg, "dlq.error.code") or "?" for msg in dead)
+    dead = back.messages.get(names.dead_letter(policy), [])
+    reasons = Counter(header_text(msg, deadletter.ERROR_CODE) or "?" for msg in dead)
     lines.append("")
     lines.append(
         f"dead letters by reason ({len(dead):,}; "
@@ -173,7 +174,7 @@ def summarize(
     lines.append("")
     lines.append("identifiers per analytics purpose (of those present in the input):")
     for route in policy.routes.values():
-        if route.kind != "analytics":
+        if route.kind is not RouteKind.ANALYTICS:
             continue
         shares: Counter[str] = Counter()
         for msg in back.messages.get(names(route.topic), []):
@@ -284,9 +285,7 @@ async def run_demo(config: DemoConfig) -> int:
             print(f"embedded broker on {broker.bootstrap_servers} (memory storage, demo only)")
             settings = Settings.from_env({}, bootstrap_servers=broker.bootstrap_servers)
             names = TopicNames(settings.topic_prefix)
-            report = await create_topics(
-                settings, policy.analytics_purposes, policy.retention_ms_by_topic()
-            )
+            report = await create_topics(settings, policy)
             print(f"topics: {len(report.created)} created")
             web_port = free_port()
             env = {
@@ -333,7 +332,7 @@ async def run_demo(config: DemoConfig) -> int:
                 )
                 seconds = time.monotonic() - started
                 print("every input offset is committed\n")
-                topics = [*names.inputs, names.dead_letter]
+                topics = [*names.inputs, names.dead_letter(policy)]
                 topics += [names(route.topic) for route in policy.routes.values()]
                 back = await read_topics(settings, topics)
                 print(summarize(names, policy, back, seconds, config, sent.seconds))

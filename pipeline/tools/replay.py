@@ -38,9 +38,11 @@ from pipeline.ber.errors import BAD_BER, UNSUPPORTED_FORMAT
 from pipeline.ber.file import BAD_CDR_HEADER, BAD_FILE_HEADER, CDR_LENGTH_MISMATCH, TRUNCATED_CDR
 from pipeline.core.batch import INTERNAL_ERROR
 from pipeline.core.decode import REASONS
+from pipeline.core.policy import Policy
 from pipeline.errors import BrokerError, ConfigError
 from pipeline.progress import Progress
 from pipeline.settings import Settings
+from pipeline.shell import deadletter
 from pipeline.shell.clients import publisher as make_producer
 from pipeline.shell.offsets import log_end_offsets, partitions_of
 from pipeline.shell.produce import OutputBatch, Partitioner, await_delivery
@@ -115,11 +117,11 @@ def decide(
     found = dict(headers)
     if selection.since_ms is not None and timestamp_ms < selection.since_ms:
         return Skip(NOT_SELECTED)
-    if selection.codes and _text(found.get("dlq.error.code")) not in selection.codes:
+    if selection.codes and _text(found.get(deadletter.ERROR_CODE)) not in selection.codes:
         return Skip(NOT_SELECTED)
-    if "dlq.source.file" in found:
+    if deadletter.SOURCE_FILE in found:
         return Skip(FROM_FILE)
-    source = _text(found.get("dlq.source.topic"))
+    source = _text(found.get(deadletter.SOURCE_TOPIC))
     if source is None:
         return Skip(NO_SOURCE)
     if selection.source_topics and source not in selection.source_topics:
@@ -230,7 +232,7 @@ async def replay(
     progress_stream: TextIO | None = None,
     stop: asyncio.Event | None = None,
 ) -> ReplayReport:
-    """Replay the selected dead letters of ``settings``' dead-letter topic.
+    """Replay the selected dead letters of the dead-letter topic of ``settings``' policy.
 
     ``start`` maps dead-letter partitions to their first offset (only those partitions
     are read); without it every partition is read from the beginning. The run ends at the
@@ -241,14 +243,15 @@ async def replay(
         raise ConfigError("--limit must be >= 0")
     names = TopicNames(settings.topic_prefix)
     inputs = frozenset(names.inputs)
-    report = ReplayReport(names.dead_letter, dry_run)
+    dead_letter = names.dead_letter(Policy.load(settings.policy_path))
+    report = ReplayReport(dead_letter, dry_run)
     stop = stop if stop is not None else asyncio.Event()
-    ends = {tp.partition: end for tp, end in (await _ends(settings, names.dead_letter)).items()}
+    ends = {tp.partition: end for tp, end in (await _ends(settings, dead_letter)).items()}
     if start is not None:
         unknown = sorted(set(start) - set(ends))
         if unknown:
             raise ConfigError(
-                f"{names.dead_letter} has no partition {unknown[0]} "
+                f"{dead_letter} has no partition {unknown[0]} "
                 f"(it has {len(ends)}: 0-{len(ends) - 1})"
             )
         ends = {p: end for p, end in ends.items() if p in start}
@@ -264,8 +267,8 @@ async def replay(
         if show_progress
         else None
     )
-    async with _clients(settings, dry_run) as (consumer, producer):
-        tps = {p: TopicPartition(names.dead_letter, p) for p in todo}
+    async with _clients(settings, dead_letter, dry_run) as (consumer, producer):
+        tps = {p: TopicPartition(dead_letter, p) for p in todo}
         consumer.assign(list(tps.values()))
         for p, tp in tps.items():
             consumer.seek(tp, first[p])
@@ -320,7 +323,7 @@ async def _take(
             report.skipped[action.reason] += 1
             continue
         report.replayed[action.topic] += 1
-        code = _text(dict(message.headers).get("dlq.error.code"))
+        code = _text(dict(message.headers).get(deadletter.ERROR_CODE))
         report.codes[code if code and _CODE.match(code) else "other"] += 1
         origin = f"{tp.topic}:{p}:{message.offset}".encode()
         outputs.add(action.topic, message.key, message.value, [(REPLAYED_FROM, origin)])
@@ -347,7 +350,7 @@ def _unreachable(settings: Settings) -> str:
 
 @contextlib.asynccontextmanager
 async def _clients(
-    settings: Settings, dry_run: bool
+    settings: Settings, dead_letter: str, dry_run: bool
 ) -> AsyncIterator[tuple[AIOKafkaConsumer, AIOKafkaProducer | None]]:
     """A group-less consumer of the dead letters and (unless a dry run) a producer."""
     consumer = AIOKafkaConsumer(
@@ -363,7 +366,7 @@ async def _clients(
         await consumer.start()
         if producer is not None:
             await producer.start()
-        await partitions_of(consumer, [TopicNames(settings.topic_prefix).dead_letter])
+        await partitions_of(consumer, [dead_letter])
         yield consumer, producer
     except KafkaConnectionError:
         raise BrokerError(_unreachable(settings)) from None

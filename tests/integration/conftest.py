@@ -18,6 +18,7 @@ from typing import IO, Any
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from pipeline.core.policy import Policy
 from pipeline.settings import Settings
 from pipeline.shell.broker import EmbeddedBroker
 from pipeline.shell.messages import header as header  # re-exported to the tests
@@ -27,6 +28,8 @@ from soak.harness import isolated_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 PURPOSES = ("marketing", "fraud_prevention")
+#: The policy the tests' workers run (the packaged default).
+POLICY = Policy.load()
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +49,7 @@ def settings(broker: EmbeddedBroker) -> Settings:
 @pytest.fixture
 async def topics(settings: Settings) -> Settings:
     """The test's topics, created."""
-    await create_topics(settings, PURPOSES)
+    await create_topics(settings, POLICY)
     return settings
 
 

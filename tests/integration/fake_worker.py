@@ -1,7 +1,7 @@
 """A real worker process with a stand-in engine, for the integration tests.
 
 Run as ``python -m tests.integration.fake_worker``; settings come from ``CDRVEIL_*``.
-The engine maps each JSON input to one output on ``traffic.billing`` (the input bytes,
+The engine maps each JSON input to one output on the policy's billing topic (the input bytes,
 the record id and the subscriber's consent version in headers), rejects what is not JSON,
 and raises on ``{"boom": true}`` to stand for an engine bug. ``FAKE_ENGINE_DELAY_US``
 slows it down so a test can stop the worker mid-stream.
@@ -17,18 +17,19 @@ import orjson
 from pipeline.core.consent import ConsentLookup
 from pipeline.core.decode import Rejection
 from pipeline.core.engine import Output
+from pipeline.core.policy import Policy
 from pipeline.core.warrants import WarrantIndex
 from pipeline.factory import wrap_record_engine
 from pipeline.settings import Settings
-from pipeline.shell.topics import BILLING, TopicNames
+from pipeline.shell.topics import TopicNames
 from pipeline.shell.worker import run_worker
 
 
 class FakeEngine:
     """One output per JSON object; a rejection for anything else."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.topic = TopicNames(settings.topic_prefix)(BILLING)
+    def __init__(self, settings: Settings, policy: Policy) -> None:
+        self.topic = TopicNames(settings.topic_prefix)(policy.routes["billing"].topic)
         self.delay = int(os.environ.get("FAKE_ENGINE_DELAY_US", "0")) / 1e6
 
     def process(
@@ -56,4 +57,4 @@ class FakeEngine:
 
 
 if __name__ == "__main__":
-    run_worker(Settings.from_env(), lambda s: wrap_record_engine(s, FakeEngine(s)))
+    run_worker(Settings.from_env(), lambda s, p: wrap_record_engine(s, FakeEngine(s, p)))

@@ -1,4 +1,4 @@
-"""``cdrveil bench --quick``: every phase runs on a small workload, the table and the JSON
+"""``python -m benchmarks --quick``: every phase runs on a small workload, the table and the JSON
 report carry every row with positive figures and a verdict per target, and nothing the
 benchmark started is left running, also after Ctrl-C. A smoke test: no timing is asserted.
 """
@@ -37,7 +37,7 @@ OURS = ("tansu", "pipeline", "benchmarks")
 
 
 def _bench(report: Path) -> list[str]:
-    return [sys.executable, "-m", "pipeline", "bench", "--quick", "--json", str(report)]
+    return [sys.executable, "-m", "benchmarks", "--quick", "--json", str(report)]
 
 
 def _ours_alive(pid: int) -> bool:

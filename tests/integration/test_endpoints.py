@@ -22,7 +22,7 @@ from pipeline.synth import Workload, consent_states, records, warrants
 
 from .conftest import header, produce, read_all
 from .scrape import by_label, get, scrape, value, wait_until_ready
-from .test_pipeline import all_topics, output_topics
+from .test_pipeline import POLICY, all_topics, output_topics
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -85,12 +85,12 @@ async def test_metrics_count_exactly_what_a_known_input_produced(
     routes = Counter(
         (header(m, "cdrveil.route") or b"").decode()
         for m in consumed
-        if m.topic != names.dead_letter
+        if m.topic != names.dead_letter(POLICY)
     )
     reasons = Counter(
         (header(m, "dlq.error.code") or b"").decode()
         for m in consumed
-        if m.topic == names.dead_letter
+        if m.topic == names.dead_letter(POLICY)
     )
     assert routes["billing"] > 0 and routes["lawful_intercept"] > 0 and len(reasons) > 1
 

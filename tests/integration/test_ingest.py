@@ -12,14 +12,16 @@ import pytest
 from pipeline.ber.errors import MISSING_FIELD
 from pipeline.ber.file import BAD_CDR_HEADER, BAD_FILE_HEADER, CDR_LENGTH_MISMATCH, TRUNCATED_CDR
 from pipeline.cli import main
+from pipeline.core.topics import SMS, VOICE
 from pipeline.ingest.publish import DEAD_LETTER_CHUNK
 from pipeline.ingest.report import FileOutcome
 from pipeline.ingest.run import ingest_files
 from pipeline.ingest.state import load_state
 from pipeline.settings import Settings
-from pipeline.shell.topics import SMS, VOICE, TopicNames
+from pipeline.shell.topics import TopicNames
 from tests.integration.test_ingest_support import (
     IDENTIFIERS,
+    POLICY,
     RECORDS,
     CdrFile,
     build_file,
@@ -40,7 +42,7 @@ NAME = "MSC01_20261121T0600+0100_0001.dat"
 def topics(settings: Settings) -> tuple[str, str, str]:
     """The voice, SMS and dead-letter topics of the test."""
     names = TopicNames(settings.topic_prefix)
-    return names(VOICE), names(SMS), names.dead_letter
+    return names(VOICE), names(SMS), names.dead_letter(POLICY)
 
 
 async def ingest_and_read(

@@ -15,12 +15,14 @@ from typing import Any
 import orjson
 import pytest
 
+from pipeline.core.topics import SMS, VOICE
 from pipeline.ingest.report import FileOutcome
 from pipeline.ingest.run import ingest_files, watch_directory
 from pipeline.ingest.state import IngestState, load_state, state_path
 from pipeline.settings import Settings
-from pipeline.shell.topics import SMS, VOICE, TopicNames
+from pipeline.shell.topics import TopicNames
 from tests.integration.test_ingest_support import (
+    POLICY,
     CdrFile,
     build_file,
     ingest_broker,
@@ -40,11 +42,13 @@ NAME = "SMSC02_20261121T0600+0100_0042.dat"
 async def published_ids(settings: Settings, expected: int) -> tuple[Counter[str], int]:
     """How often each record id was published, and how many dead letters there are."""
     names = TopicNames(settings.topic_prefix)
-    messages = await read_topics(settings, [names(VOICE), names(SMS), names.dead_letter], expected)
+    messages = await read_topics(
+        settings, [names(VOICE), names(SMS), names.dead_letter(POLICY)], expected
+    )
     ids: Counter[str] = Counter()
     dead = 0
     for message in messages:
-        if message.topic == names.dead_letter:
+        if message.topic == names.dead_letter(POLICY):
             dead += 1
         else:
             ids[orjson.loads(message.value)["recordId"]] += 1

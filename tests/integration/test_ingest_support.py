@@ -22,11 +22,14 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from pipeline.ber import CdrFileReader, build_cdr_file
 from pipeline.ber.synth import BerRecordEncoder
+from pipeline.core.policy import Policy
 from pipeline.settings import Settings
 from pipeline.shell.broker import EmbeddedBroker
 from pipeline.shell.messages import header_text
 from pipeline.shell.topics import create_topics
 
+#: The policy ingest runs with (the packaged default): its dead-letter topic.
+POLICY = Policy.load()
 HOME = "24001"
 OPENED = datetime(2026, 11, 21, 6, 0, tzinfo=timezone(timedelta(hours=1)))
 CDR_HEADER_SIZE = 5  # release 15: the CDR header carries a release extension octet
@@ -229,7 +232,7 @@ def ingest_settings(ingest_broker: EmbeddedBroker) -> Settings:
 
 async def make_topics(settings: Settings) -> None:
     """Create the test's topics."""
-    await create_topics(settings, ())
+    await create_topics(settings, POLICY)
 
 
 async def read_topics(

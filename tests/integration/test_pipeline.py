@@ -36,7 +36,7 @@ FORMS = ("+46 70-123 45 67", "0046701234567", "46701234567", "0701234567", "+467
 
 async def all_topics(settings: Settings) -> Settings:
     """Every topic of the default policy, with this test's prefix."""
-    await create_topics(settings, POLICY.analytics_purposes, POLICY.retention_ms_by_topic())
+    await create_topics(settings, POLICY)
     return settings
 
 
@@ -53,7 +53,7 @@ def offline_engine(settings: Settings, keyring: Path) -> Engine:
 def output_topics(settings: Settings) -> list[str]:
     """Every route's topic and the dead-letter topic."""
     names = TopicNames(settings.topic_prefix)
-    return [names(route.topic) for route in POLICY.routes.values()] + [names.dead_letter]
+    return [names(route.topic) for route in POLICY.routes.values()] + [names.dead_letter(POLICY)]
 
 
 async def wait_ready(worker: WorkerProcess) -> None:
@@ -114,7 +114,7 @@ async def test_end_to_end_outputs_are_exactly_the_engines(
     actual: Counter[tuple[Any, ...]] = Counter()
     dead: Counter[tuple[bytes | None, str]] = Counter()
     for message in consumed:
-        if message.topic == names.dead_letter:
+        if message.topic == names.dead_letter(POLICY):
             code = header(message, "dlq.error.code")
             assert code is not None
             dead[(message.value, code.decode())] += 1
@@ -131,7 +131,7 @@ async def test_end_to_end_outputs_are_exactly_the_engines(
     analytics = load_schema("analytics")
     headers_schema = load_schema("output-headers")
     for message in consumed:
-        if message.topic == names.dead_letter:
+        if message.topic == names.dead_letter(POLICY):
             continue
         route = header(message, "cdrveil.route")
         assert route is not None
@@ -176,7 +176,7 @@ async def test_dead_letters_keep_the_bytes_and_the_reason_and_the_worker_runs_on
     metadata = await produce(producer, names.inputs[1], [*messages, (b"k-ok", good)])
     await wait_until_committed(settings, settings.group_id, list(names.inputs), 60)
     assert worker.running()
-    dead = await read_all(settings, [names.dead_letter])
+    dead = await read_all(settings, [names.dead_letter(POLICY)])
     assert len(dead) == len(bad)
     by_key = {m.key: m for m in dead}
     for (key, value), meta in zip(messages, metadata, strict=False):
@@ -392,7 +392,7 @@ async def test_a_ber_file_through_ingest_and_worker_gives_the_json_paths_outputs
         assert not isinstance(result, Rejection), result
         expected.update((o.topic, o.key, o.value, tuple(o.headers)) for o in result)
     consumed = await read_all(settings, output_topics(settings))
-    assert not [m for m in consumed if m.topic == names.dead_letter]
+    assert not [m for m in consumed if m.topic == names.dead_letter(POLICY)]
     actual = Counter((m.topic, m.key, m.value, tuple(m.headers)) for m in consumed)
     assert actual == expected
     assert worker.stop() == 0

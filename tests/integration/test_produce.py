@@ -18,9 +18,9 @@ from aiokafka.partitioner import murmur2
 
 from pipeline.settings import Settings
 from pipeline.shell.produce import OutputBatch, Partitioner, await_delivery
-from pipeline.shell.topics import BILLING, TopicNames, create_topics
+from pipeline.shell.topics import TopicNames, create_topics
 
-from .conftest import read_all
+from .conftest import POLICY, read_all
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -31,8 +31,8 @@ def _placed(key: bytes, partitions: int) -> int:
 
 async def _topic(settings: Settings) -> str:
     """A fresh topic of this test's (the billing topic under the test's own prefix)."""
-    await create_topics(settings, [])
-    return TopicNames(settings.topic_prefix)(BILLING)
+    await create_topics(settings, POLICY)
+    return TopicNames(settings.topic_prefix)(POLICY.routes["billing"].topic)
 
 
 async def _batch_for(

@@ -14,15 +14,15 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from pipeline.ingest.publish import file_dead_letter_headers
 from pipeline.settings import Settings
+from pipeline.shell.deadletter import file_dead_letter_headers
 from pipeline.shell.offsets import log_end_offsets, wait_until_committed
 from pipeline.shell.topics import TopicNames
 from pipeline.synth import Workload, records
 from pipeline.tools.replay import REPLAYED_FROM
 
 from .conftest import ROOT, header, produce, read_all, settings_env
-from .test_pipeline import all_topics, output_topics, wait_ready
+from .test_pipeline import POLICY, all_topics, output_topics, wait_ready
 from .test_scale import expected_outputs, publish_state
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -81,7 +81,7 @@ async def test_oversize_dead_letters_replayed_after_raising_the_limit_get_their_
         await produce(producer, topic, [(m.key, m.value) for m in valid if m.kind == kind])
     await produce(producer, names.inputs[1], broken)
     ber = file_dead_letter_headers("bad_ber", "not BER", "MSC01_0001.dat", 96, datetime.now(UTC))
-    await producer.send_and_wait(names.dead_letter, b"\x30\x80\xff", key=None, headers=ber)
+    await producer.send_and_wait(names.dead_letter(POLICY), b"\x30\x80\xff", key=None, headers=ber)
     large = [m for m in valid if m.value is not None and len(m.value) > SMALL_LIMIT]
     assert 20 < len(large) < len(valid)
 
@@ -89,7 +89,7 @@ async def test_oversize_dead_letters_replayed_after_raising_the_limit_get_their_
     await wait_until_committed(settings, settings.group_id, list(names.inputs), 60)
     assert first.stop() == 0
     dead = Counter(
-        header(m, "dlq.error.code") for m in await read_all(settings, [names.dead_letter])
+        header(m, "dlq.error.code") for m in await read_all(settings, [names.dead_letter(POLICY)])
     )
     assert dead == {b"oversize": len(large), b"invalid_json": len(broken), b"bad_ber": 1}
     before = await input_ends(settings)
@@ -123,7 +123,9 @@ async def test_oversize_dead_letters_replayed_after_raising_the_limit_get_their_
     assert Counter((m.topic, m.key, m.value) for m in replayed) == Counter(
         (names.inputs[0] if m.kind == "voice" else names.inputs[1], m.key, m.value) for m in large
     )
-    assert all(header(m, REPLAYED_FROM).startswith(names.dead_letter.encode()) for m in replayed)
+    assert all(
+        header(m, REPLAYED_FROM).startswith(names.dead_letter(POLICY).encode()) for m in replayed
+    )
 
     # The fix: a worker with the default limit gives every replayed record its outputs.
     second = real_worker(settings)
@@ -134,7 +136,7 @@ async def test_oversize_dead_letters_replayed_after_raising_the_limit_get_their_
     outputs = Counter(
         (m.topic, m.key, m.value, tuple(m.headers))
         for m in consumed
-        if m.topic != names.dead_letter
+        if m.topic != names.dead_letter(POLICY)
     )
     expected, rejected = expected_outputs(settings, keyring, workload, valid)
     assert not rejected
@@ -145,4 +147,4 @@ async def test_oversize_dead_letters_replayed_after_raising_the_limit_get_their_
         }
     )
     # and nothing was dead-lettered again
-    assert len([m for m in consumed if m.topic == names.dead_letter]) == sum(dead.values())
+    assert len([m for m in consumed if m.topic == names.dead_letter(POLICY)]) == sum(dead.values())

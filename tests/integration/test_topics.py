@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from pipeline.core.policy import Policy, RouteKind
 from pipeline.settings import Settings
 from pipeline.shell.topics import create_topics, topic_specs
 
 on_session_loop = pytest.mark.asyncio(loop_scope="session")
 
 DAY_MS = 86_400_000
+POLICY = Policy.load()
+
+
+def policy_with(purposes: list[str], **retention_days: int) -> Policy:
+    """The default policy with only these analytics purposes' routes, and routes'
+    retention changed where given (route name -> days)."""
+    routes = {
+        name: dataclasses.replace(
+            route, retention_days=retention_days.get(name, route.retention_days)
+        )
+        for name, route in POLICY.routes.items()
+        if route.kind is not RouteKind.ANALYTICS or route.purpose in purposes
+    }
+    return dataclasses.replace(POLICY, routes=routes)
 
 
 async def _describe(settings: Settings, names: list[str]) -> dict[str, dict[str, str]]:
@@ -36,7 +53,7 @@ async def _describe(settings: Settings, names: list[str]) -> dict[str, dict[str,
 @on_session_loop
 async def test_topics_are_created_once_and_then_reported_as_existing(settings: Settings) -> None:
     p = settings.topic_prefix
-    first = await create_topics(settings, ["marketing"])
+    first = await create_topics(settings, policy_with(["marketing"]))
     assert first.existing == ()
     assert set(first.created) == {
         p + "cdr.voice",
@@ -48,7 +65,7 @@ async def test_topics_are_created_once_and_then_reported_as_existing(settings: S
         p + "traffic.analytics.marketing",
         p + "traffic.dead-letter",
     }
-    second = await create_topics(settings, ["marketing", "network_planning"])
+    second = await create_topics(settings, policy_with(["marketing", "network_planning"]))
     assert second.created == (p + "traffic.analytics.network_planning",)
     assert set(second.existing) == set(first.created)
 
@@ -58,8 +75,10 @@ async def test_state_topics_are_compacted_and_routes_keep_the_policy_retention(
     settings: Settings,
 ) -> None:
     p = settings.topic_prefix
-    retention = {"traffic.billing": 30 * DAY_MS, p + "traffic.dead-letter": 7 * DAY_MS}
-    await create_topics(settings, ["marketing"], retention)
+    policy = dataclasses.replace(
+        policy_with(["marketing"], billing=30), dead_letter_retention_days=7
+    )
+    await create_topics(settings, policy)
     configs = await _describe(
         settings,
         [p + "consent.state", p + "li.warrants", p + "traffic.billing", p + "traffic.dead-letter"],
@@ -75,7 +94,7 @@ def test_state_topics_never_get_a_retention_limit(settings: Settings) -> None:
     p = settings.topic_prefix
     specs = {
         s.name: s
-        for s in topic_specs(settings, [], {"consent.state": 1, "li.warrants": 1, "cdr.sms": 5})
+        for s in topic_specs(settings, {"consent.state": 1, "li.warrants": 1, "cdr.sms": 5})
     }
     assert specs[p + "consent.state"].configs == {"cleanup.policy": "compact"}
     assert specs[p + "li.warrants"].configs == {"cleanup.policy": "compact"}

@@ -21,7 +21,7 @@ from pipeline.shell.offsets import committed_offsets, log_end_offsets, wait_unti
 from pipeline.shell.produce import OutputBatch, Partitioner, await_delivery
 from pipeline.shell.topics import create_topics
 
-from .conftest import PURPOSES, header, produce, read_all
+from .conftest import POLICY, header, produce, read_all
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -242,7 +242,7 @@ async def test_an_unreachable_broker_is_retried_until_it_is_there(
     await worker.wait_for_log("is unreachable")
     assert "retrying in" in worker.log()
     async with EmbeddedBroker(port) as broker:
-        await create_topics(late, PURPOSES)
+        await create_topics(late, POLICY)
         client = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers)
         await client.start()
         try:

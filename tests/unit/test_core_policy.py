@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.cli import main
 from pipeline.core.policy import Action, Policy
 from pipeline.errors import PolicyError
 
@@ -284,3 +285,34 @@ def test_an_unreadable_policy_path_is_refused(tmp_path: Path) -> None:
     """A missing file is a PolicyError naming the path."""
     with pytest.raises(PolicyError, match="cannot be read"):
         Policy.load(tmp_path / "absent.toml")
+
+
+@pytest.mark.parametrize("read", ["cdr.voice", "cdr.sms", "consent.state", "li.warrants"])
+def test_a_route_may_not_write_to_a_topic_the_pipeline_reads(read: str) -> None:
+    """Outputs on an input or state topic would loop through the worker or corrupt a table."""
+    with pytest.raises(PolicyError, match=rf"\[routes.marketing\] topic '{read}' is one"):
+        parse(changed('topic = "traffic.analytics.marketing"', f'topic = "{read}"'))
+
+
+@pytest.mark.parametrize("read", ["cdr.sms", "li.warrants"])
+def test_dead_letters_may_not_go_to_a_topic_the_pipeline_reads(read: str) -> None:
+    """A dead letter on an input topic would be read again and rejected again, for ever."""
+    with pytest.raises(PolicyError, match=rf"\[dead_letter\] topic '{read}' is one"):
+        parse(changed('topic = "traffic.dead-letter"', f'topic = "{read}"'))
+
+
+def test_dead_letters_may_not_share_a_route_topic() -> None:
+    """Consumers of a route would get the raw rejected input."""
+    with pytest.raises(PolicyError, match="dead-letter topic is also a route's topic"):
+        parse(changed('topic = "traffic.dead-letter"', 'topic = "traffic.lawful-intercept"'))
+
+
+def test_policy_check_refuses_a_topic_the_pipeline_reads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`cdrveil policy-check` runs the same check: exit 2, the route and topic named."""
+    path = tmp_path / "policy.toml"
+    path.write_text(changed('topic = "traffic.lawful-intercept"', 'topic = "consent.state"'))
+    assert main(["policy-check", str(path)]) == 2
+    error = capsys.readouterr().err
+    assert "[routes.lawful_intercept] topic 'consent.state' is one the pipeline reads" in error

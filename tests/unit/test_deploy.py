@@ -2,7 +2,7 @@
 
 No container engine runs here, so these files are checked by reading them: every YAML and
 JSON file parses; every CDRVEIL_* variable is a setting that pipeline/settings.py reads;
-topic names are those of pipeline/shell/topics.py and the default policy; images are pinned;
+topic names are those of pipeline/core/topics.py and the default policy; images are pinned;
 the keyring only ever arrives as a Secret; probes, scrapes and the dashboard use what the
 worker serves and defines.
 """
@@ -20,10 +20,10 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline.core import keys
+from pipeline.core import keys, topics
 from pipeline.core.policy import Policy
 from pipeline.settings import DEFAULT_POLICY_PATH, ENV_PREFIX, Settings
-from pipeline.shell import telemetry, topics
+from pipeline.shell import telemetry
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 COMPOSE = DEPLOY / "compose" / "compose.yaml"
@@ -104,11 +104,19 @@ def setting_names() -> set[str]:
 
 
 def known_topics() -> set[str]:
-    """Topic names from pipeline/shell/topics.py and the default policy."""
+    """Topic names from pipeline/core/topics.py and the default policy."""
     policy = Policy.load(DEFAULT_POLICY_PATH)
-    names = {*topics.INPUTS, *topics.STATE_TOPICS, topics.LAWFUL_INTERCEPT, topics.BILLING}
-    names |= {topics.DEAD_LETTER, topics.ANALYTICS_PREFIX}
+    names = {*topics.INPUTS, *topics.STATE_TOPICS, policy.dead_letter_topic, analytics_prefix()}
     return names | {route.topic for route in policy.routes.values()}
+
+
+def analytics_prefix() -> str:
+    """What the default policy's analytics topics have in common (a prefixed ACL covers it)."""
+    policy = Policy.load(DEFAULT_POLICY_PATH)
+    (prefix,) = {
+        r.topic.rsplit(".", 1)[0] + "." for r in policy.routes.values() if r.kind == "analytics"
+    }
+    return prefix
 
 
 def policy_topics() -> set[str]:
@@ -211,12 +219,12 @@ def test_the_compose_acls_cover_every_topic_of_the_policy() -> None:
     script = (DEPLOY / "compose" / "kafka" / "init.sh").read_text()
     for topic in policy_topics() | set(topics.INPUTS) | set(topics.STATE_TOPICS):
         assert re.search(rf"(?<![\w.-]){re.escape(topic)}(?![\w.-])", script), topic
-    assert f"--topic {topics.ANALYTICS_PREFIX}" in script  # the worker writes every purpose
+    assert f"--topic {analytics_prefix()}" in script  # the worker writes every purpose
 
 
 def test_the_acl_guide_names_a_reader_for_every_output_topic() -> None:
     guide = (DEPLOY / "README.md").read_text()
-    for topic in policy_topics() | {topics.DEAD_LETTER}:
+    for topic in policy_topics() | {Policy.load(DEFAULT_POLICY_PATH).dead_letter_topic}:
         assert f"`{topic}`" in guide, topic
 
 

@@ -10,12 +10,9 @@ import pytest
 
 import pipeline
 from pipeline.ingest.decoding import Rejected
-from pipeline.ingest.publish import (
-    DEAD_LETTER_CHUNK,
-    dead_letter_messages,
-    file_dead_letter_headers,
-)
+from pipeline.ingest.publish import DEAD_LETTER_CHUNK, dead_letter_messages
 from pipeline.ingest.report import FileOutcome, FileResult, IngestReport
+from pipeline.shell.deadletter import file_dead_letter_headers
 
 NOW = datetime(2026, 11, 21, 5, 0, 1, 250000, tzinfo=UTC)
 

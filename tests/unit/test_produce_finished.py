@@ -22,6 +22,7 @@ from pipeline.core.batch import (
 from pipeline.core.consent import ConsentLookup
 from pipeline.core.decode import Rejection
 from pipeline.core.engine import Output
+from pipeline.core.policy import Policy
 from pipeline.core.warrants import WarrantIndex
 from pipeline.settings import Settings
 from pipeline.shell.clients import MAX_BATCH_BYTES
@@ -198,7 +199,12 @@ def test_the_record_path_takes_finished_batches_and_continues_the_keyless_count(
     metrics = Metrics()
     tables: Any = None
     path = RecordPath(
-        Settings.from_env({}, engine="python"), engine, tables, metrics, WorkerStatus(metrics)
+        Settings.from_env({}, engine="python"),
+        Policy.load(),
+        engine,
+        tables,
+        metrics,
+        WorkerStatus(metrics),
     )
     path._partitioner.counts.update({"a": 4, "traffic.dead-letter": 2})
     path._producer = _Factory()  # type: ignore[assignment]

@@ -13,6 +13,7 @@ from pipeline.core.batch import PythonBatchEngine
 from pipeline.core.consent import ConsentLookup
 from pipeline.core.decode import Rejection
 from pipeline.core.engine import Output
+from pipeline.core.policy import Policy
 from pipeline.core.warrants import WarrantIndex
 from pipeline.settings import Settings
 from pipeline.shell.recordpath import RecordPath
@@ -49,6 +50,7 @@ def _path() -> RecordPath:
     tables: Any = None  # not used by _process
     path = RecordPath(
         Settings.from_env({}, engine="python"),
+        Policy.load(),
         PythonBatchEngine.around(_Echo()),
         tables,
         metrics,

@@ -5,7 +5,7 @@
 #   2. create the SCRAM-SHA-512 credentials of the cdrveil principals;
 #   3. add the ACLs of every principal (deploy/README.md, "ACLs per consumer team").
 # Idempotent: credentials are overwritten with the same passwords, ACLs already there stay.
-# Topic names are the contract of pipeline/shell/topics.py (no prefix in this stack).
+# Topic names are the contract of pipeline/core/topics.py and the policy (no prefix in this stack).
 set -euo pipefail
 
 bin=/opt/kafka/bin
