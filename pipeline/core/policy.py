@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Final
 
-from pipeline.core.fields import FIELDS, Kind, Owner
+from pipeline.core.fields import FIELDS, IDENTIFIER_KINDS, Kind, Owner
 from pipeline.errors import PolicyError
 
 ROUTE_KINDS: Final = ("lawful_intercept", "billing", "analytics")
@@ -27,7 +27,6 @@ LEGAL_BASES: Final = {
     "legitimate_interest": "GDPR Art. 6(1)(f)",
 }
 SELECTIONS: Final = ("all", "billable")
-IDENTIFIER_KINDS: Final = (Kind.MSISDN, Kind.IMSI, Kind.IMEI)
 
 
 class Action(Enum):

@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
+from pipeline.core.fields import IDENTIFIER_FIELDS
 from pipeline.core.keys import Keyring
 from pipeline.core.policy import Policy
 from pipeline.errors import BrokerError, CdrveilError
@@ -39,18 +40,6 @@ from pipeline.synth import Workload
 from pipeline.tools.generate import publish
 
 PSEUDONYM = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}:[A-Za-z0-9_-]{22}$")
-IDENTIFIER_FIELDS = (
-    "servedMSISDN",
-    "servedIMSI",
-    "servedIMEI",
-    "callingNumber",
-    "calledNumber",
-    "translatedNumber",
-    "connectedNumber",
-    "roamingNumber",
-    "destinationNumber",
-    "originationNumber",
-)
 
 
 @dataclass
