@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.core.keys import Keyring
+from pipeline.harness import Workers, read_all, scan
 from pipeline.settings import Settings
 from pipeline.shell.topics import TopicNames
 from pipeline.synth import Workload, consent_states, records, warrants
@@ -23,15 +24,12 @@ from soak.harness import (
     Expectation,
     Say,
     Verdict,
-    Workers,
     compare,
     create_all_topics,
     header,
     publish,
     quiet,
-    read,
     route_topics,
-    scan,
     wait_committed,
 )
 
@@ -193,7 +191,7 @@ async def run_poison(
             )
 
     say("reading the dead-letter topic back")
-    dead = await read(settings, [names.dead_letter])
+    dead = await read_all(settings, [names.dead_letter])
     report.dead_letters = len(dead)
     found: Counter[tuple[str, int, int]] = Counter()
     for letter in dead:

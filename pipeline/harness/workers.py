@@ -35,7 +35,7 @@ from pipeline.shell.telemetry import READY_PATH
 STOP_GRACE_S = 30.0
 
 
-class WorkerError(CdrveilError):
+class WorkerError(CdrveilError, RuntimeError):
     """A worker process exited, or did not do what a run waited for, in time."""
 
 
