@@ -16,11 +16,10 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 
+from pipeline.harness import read_all
 from pipeline.settings import Settings
 from pipeline.shell.produce import OutputBatch, Partitioner, await_delivery
 from pipeline.shell.topics import BILLING, TopicNames, create_topics
-
-from .conftest import read_all
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

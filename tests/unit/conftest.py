@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from core_fixtures import write_keyring
 
 from pipeline.core.consent import ConsentTable
 from pipeline.core.decode import Decoder
@@ -14,6 +13,7 @@ from pipeline.core.keys import Keyring, Pseudonymizer
 from pipeline.core.normalize import MsisdnNormalizer
 from pipeline.core.policy import Policy
 from pipeline.core.warrants import WarrantIndex
+from tests.support.core import write_keyring
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,13 @@ import itertools
 from typing import Any
 
 import pytest
-from core_fixtures import (
+from hypothesis import given, settings
+
+from pipeline.core.consent import ConsentState
+from pipeline.core.decode import CdrRecord
+from pipeline.core.engine import Engine, Output
+from pipeline.core.warrants import WarrantIndex
+from tests.support.core import (
     OPTIONAL_FIELDS,
     OTHER,
     PURPOSES,
@@ -21,13 +27,7 @@ from core_fixtures import (
     mt_sms,
     records,
 )
-from hypothesis import given, settings
-
-from pipeline.core.consent import ConsentState
-from pipeline.core.decode import CdrRecord
-from pipeline.core.engine import Engine, Output
-from pipeline.core.warrants import WarrantIndex
-from tests.properties import EXAMPLES
+from tests.support.properties import EXAMPLES
 
 PROPERTY = settings(max_examples=EXAMPLES, deadline=None)
 
