@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import time
 from collections import Counter
@@ -329,12 +330,29 @@ async def test_no_identifier_in_clear_on_any_analytics_topic(
     analytics = [names(r.topic) for r in POLICY.routes.values() if r.kind == "analytics"]
     consumed = await read_all(settings, analytics)
     assert consumed
+    # The same test as `needle in blob` for every needle and blob, without the loop over
+    # ~2,000 needles per blob that took ~40 s of this test: an occurrence of a needle lies
+    # within a maximal run of the characters needles are made of, so only the windows of
+    # such runs are looked up in the set of needles.
+    alphabet = sorted({bytes([c]) for needle in needles for c in needle})
+    runs = re.compile(b"[" + b"".join(re.escape(c) for c in alphabet) + b"]+")
+    lengths = sorted({len(needle) for needle in needles})
+    assert lengths[0] > 0
+
+    def holds_a_needle(blob: bytes) -> bool:
+        for run in runs.findall(blob):
+            for size in lengths:
+                if size > len(run):
+                    break
+                if any(run[i : i + size] in needles for i in range(len(run) - size + 1)):
+                    return True
+        return False
+
     for message in consumed:
         blobs = [message.key or b"", message.value or b""]
         blobs += [bytes(v) for _k, v in message.headers]
         for blob in blobs:
-            hits = [n for n in needles if n in blob]
-            assert not hits, f"identifier in clear on {message.topic}"
+            assert not holds_a_needle(blob), f"identifier in clear on {message.topic}"
     assert worker.stop() == 0
 
 
