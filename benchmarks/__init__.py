@@ -1,1 +1,1 @@
-"""Benchmarks operators rerun: `cdrveil bench` / `make bench`, see benchmarks/RESULTS.md."""
+"""Benchmarks operators rerun: `python -m benchmarks` / `make bench`, see benchmarks/RESULTS.md."""

@@ -16,7 +16,8 @@ from typing import Any
 
 from benchmarks.context import Context
 from benchmarks.e2e import START_WITHIN_S, WORKER_ARGV, load_state
-from benchmarks.harness import child_env, drop_topics, health, proc_stats, provision
+from benchmarks.harness import child_env, drop_topics, proc_stats, provision
+from pipeline.harness import health
 from pipeline.settings import Settings
 from pipeline.shell.broker import free_port
 from pipeline.synth import Workload

@@ -1,33 +1,31 @@
 """What every benchmark phase shares: child processes, /proc figures, health, bulk loading.
 
 Every process a run starts goes through one :class:`Fleet`, which stops whatever is still
-running when the run ends, however it ends (also on Ctrl-C); each child also gets SIGKILL
-from the kernel if the benchmark itself dies (``PR_SET_PDEATHSIG``), like the broker.
+running when the run ends, however it ends (also on Ctrl-C); each child is a
+:class:`pipeline.harness.WorkerProcess`, so it also gets SIGKILL from the kernel if the
+benchmark itself dies (``PR_SET_PDEATHSIG``), like the broker.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections import deque
 from collections.abc import Awaitable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import Any, TypeVar
 
-import orjson
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from pipeline.core.policy import Policy
+from pipeline.harness import WorkerProcess, health, worker_env
+from pipeline.harness.workers import STOP_GRACE_S
 from pipeline.settings import Settings
 from pipeline.shell import clients
-from pipeline.shell.broker import die_with_parent, stop_process
 from pipeline.shell.produce import OutputBatch, Partitioner, await_delivery
 from pipeline.shell.recordpath import MAX_IN_FLIGHT
 from pipeline.shell.topics import TopicNames, create_topics
@@ -35,8 +33,6 @@ from pipeline.shell.topics import TopicNames, create_topics
 T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[1]
-#: A worker's SIGTERM finishes the batch in flight and commits; this is plenty.
-STOP_GRACE_S = 30.0
 
 Message = tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]
 #: aiokafka's batch builder takes headers as a list only.
@@ -46,30 +42,8 @@ NO_HEADERS: list[tuple[str, bytes]] = []
 # -- processes ------------------------------------------------------------------------------
 
 
-@dataclass
-class Child:
-    """One process the benchmark started, with its log file."""
-
-    name: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    web_port: int = 0
-
-    @property
-    def pid(self) -> int:
-        """Its process id."""
-        return self.process.pid
-
-    def running(self) -> bool:
-        """Whether it has not exited yet."""
-        return self.process.poll() is None
-
-    def log_tail(self, chars: int = 3000) -> str:
-        """The end of its log, for an error message."""
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
+#: One process the benchmark started (a worker or a baseline), with its log file.
+Child = WorkerProcess
 
 
 @dataclass
@@ -82,46 +56,30 @@ class Fleet:
     def spawn(self, name: str, argv: list[str], env: dict[str, str], web_port: int = 0) -> Child:
         """Start ``argv`` with ``env``, its output in a log file of the run's folder."""
         log_path = self.workdir / f"{name}.log"
-        log: IO[bytes]
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(  # noqa: S603 - our own interpreter and modules
-                argv,
-                cwd=ROOT,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                preexec_fn=die_with_parent if sys.platform == "linux" else None,
-            )
-        child = Child(name, process, log_path, web_port)
+        child = WorkerProcess.start(env, log_path, argv, cwd=ROOT, name=name, web_port=web_port)
         self.children.append(child)
         return child
 
     def stop(self, child: Child) -> int:
         """SIGTERM (the worker's graceful stop), SIGKILL if it lingers; its exit status."""
-        return stop_process(child.process, STOP_GRACE_S)
+        return child.stop(wait=STOP_GRACE_S, strict=False)
 
     def close(self) -> None:
         """Stop every child still running (the end of a run, or an interruption)."""
         for child in self.children:
             if child.running():
-                stop_process(child.process, 10.0)
+                child.stop(wait=10.0, strict=False)
 
 
 def child_env(settings: Settings, keyring: Path | None, web_port: int) -> dict[str, str]:
     """The environment of a worker process for ``settings`` (no inherited CDRVEIL_* variable)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CDRVEIL_")}
-    env.update(settings.to_env())
-    env.update(
-        {
-            "CDRVEIL_WEB_PORT": str(web_port),
-            "CDRVEIL_LOG_LEVEL": "WARNING",
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-        }
+    return worker_env(
+        settings,
+        keyring,
+        CDRVEIL_WEB_PORT=str(web_port),
+        CDRVEIL_LOG_LEVEL="WARNING",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     )
-    if keyring is not None:
-        env["CDRVEIL_KEYRING_PATH"] = str(keyring)
-    return env
 
 
 # -- /proc and /health ----------------------------------------------------------------------
@@ -147,19 +105,6 @@ def proc_stats(pid: int) -> ProcStats:
         if name in ("VmRSS", "VmHWM"):
             memory[name] = int(rest.split()[0]) / 1024
     return ProcStats(ticks / os.sysconf("SC_CLK_TCK"), memory["VmRSS"], memory["VmHWM"])
-
-
-def health(port: int) -> dict[str, Any]:
-    """The worker's /health body, 200 or 503; ``{"status": "down"}`` when nothing answers."""
-    url = f"http://127.0.0.1:{port}/health"
-    try:
-        with urllib.request.urlopen(url, timeout=1) as answer:
-            body: dict[str, Any] = orjson.loads(answer.read())
-    except urllib.error.HTTPError as refusal:
-        body = orjson.loads(refusal.read() or b"{}")
-    except (OSError, orjson.JSONDecodeError):
-        body = {"status": "down"}
-    return body
 
 
 async def wait_until_ready(

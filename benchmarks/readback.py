@@ -8,68 +8,24 @@ batch, as the engine returned it. The worker hands its record batches to the pro
 the whole input batch is processed, so the figure leaves out the rest of that batch's
 processing (up to one batch: ~50 ms at half load) and the produce round trip (a few ms).
 
-Unlike the demo's ``read_topics``, which keeps every message, this streams: a full run has
+Unlike ``pipeline.harness.read_all``, which keeps every message, this streams: a full run has
 millions of outputs, and only a record id and a timestamp per input are kept.
 """
 
 from __future__ import annotations
 
-import time
 from array import array
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka import ConsumerRecord
 
+from pipeline.harness import scan
 from pipeline.settings import Settings
 from pipeline.shell.messages import header_text
-from pipeline.shell.offsets import log_end_offsets
 
 READ_TIMEOUT_S = 300.0
-
-
-async def scan(
-    settings: Settings,
-    topics: list[str],
-    visit: Callable[[ConsumerRecord[bytes, bytes]], None],
-) -> int:
-    """Call ``visit`` on every message now in ``topics``, from the beginning; how many."""
-    ends = await log_end_offsets(settings, topics)
-    wanted = {tp: end for tp, end in ends.items() if end > 0}
-    if not wanted:
-        return 0
-    consumer = AIOKafkaConsumer(
-        **settings.kafka_client_kwargs("cdrveil-bench-reader"),
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=4 << 20,
-        fetch_max_bytes=64 << 20,
-        fetch_max_wait_ms=50,
-    )
-    await consumer.start()
-    seen = 0
-    try:
-        consumer.assign(list(wanted))
-        await consumer.seek_to_beginning(*wanted)
-        deadline = time.monotonic() + READ_TIMEOUT_S
-        while wanted:
-            batch = await consumer.getmany(timeout_ms=500, max_records=50_000)
-            for tp, messages in batch.items():
-                end = wanted.get(tp)
-                if end is None:
-                    continue
-                for message in messages:
-                    if message.offset < end:
-                        visit(message)
-                        seen += 1
-                if messages[-1].offset + 1 >= end:
-                    del wanted[tp]
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"reading the topics back took longer than {READ_TIMEOUT_S} s")
-    finally:
-        await consumer.stop()
-    return seen
 
 
 @dataclass(frozen=True)

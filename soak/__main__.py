@@ -19,12 +19,12 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from pipeline.harness import isolated_settings
 from pipeline.settings import Settings
 from pipeline.shell.broker import EmbeddedBroker
 from soak.canary import CanaryConfig, CanaryReport, run_canary
 from soak.crash import CrashConfig, CrashReport, run_crash
 from soak.faults import FaultConfig, run_dead_letter_refused, run_frozen, run_gone
-from soak.harness import isolated_settings
 from soak.poison import PoisonConfig, run_poison
 from soak.withdrawal import WithdrawalConfig, run_withdrawal
 

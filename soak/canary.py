@@ -35,6 +35,7 @@ import orjson
 
 from pipeline.core.keys import Keyring
 from pipeline.core.normalize import luhn_check_digit
+from pipeline.harness import Workers, scan
 from pipeline.settings import Settings
 from pipeline.shell.topics import TopicNames
 from pipeline.synth import TACS, Workload, consent_states, population, records, warrants
@@ -42,12 +43,10 @@ from soak.harness import (
     POLICY,
     Message,
     Say,
-    Workers,
     create_all_topics,
     publish,
     quiet,
     route_topics,
-    scan,
     wait_committed,
 )
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.core.keys import Keyring
+from pipeline.harness import Workers
 from pipeline.settings import Settings
 from pipeline.shell.topics import TopicNames
 from pipeline.synth import Workload, consent_states, records, warrants
@@ -24,7 +25,6 @@ from soak.harness import (
     Input,
     Say,
     Verdict,
-    Workers,
     committed_total,
     compare,
     create_all_topics,

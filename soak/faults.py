@@ -38,6 +38,7 @@ import orjson
 from aiokafka import TopicPartition
 
 from pipeline.core.keys import Keyring
+from pipeline.harness import WorkerProcess, Workers, isolated_settings, scan
 from pipeline.settings import Settings
 from pipeline.shell.broker import EmbeddedBroker, broker_command, free_port, kafka_answers
 from pipeline.shell.offsets import committed_offsets
@@ -51,16 +52,12 @@ from soak.harness import (
     Say,
     Tally,
     Verdict,
-    Worker,
-    Workers,
     committed_total,
     compare,
     create_all_topics,
-    isolated_settings,
     output_topics,
     publish,
     quiet,
-    scan,
     wait_committed,
 )
 
@@ -119,7 +116,7 @@ def _secs(value: float | None) -> str:
     return "never" if value is None else f"{value:.1f} s"
 
 
-async def observe(worker: Worker, port: int, seconds: float) -> Observation:
+async def observe(worker: WorkerProcess, port: int, seconds: float) -> Observation:
     """Watch a worker whose broker just went away, for ``seconds``."""
     seen = Observation()
     start_offset = len(worker.log())
@@ -245,7 +242,7 @@ class _Run:
         self.consent = list(consent_states(self.workload))
         self.sent: list[Input] = []
 
-    async def prepare(self) -> Worker:
+    async def prepare(self) -> WorkerProcess:
         await create_all_topics(self.settings)
         await publish(self.settings, [(self.names.consent, k, v) for k, v in self.consent])
         topic = {"voice": self.inputs[0], "sms": self.inputs[1]}

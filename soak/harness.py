@@ -1,5 +1,6 @@
-"""What every run shares: worker processes, bulk publishing, reading topics back, and the
-comparison of what the worker wrote with what the engine computes offline.
+"""What every soak run shares beyond :mod:`pipeline.harness` (worker processes, reading
+topics back): bulk publishing, commit waits, and the comparison of what the worker wrote
+with what the engine computes offline.
 
 The comparison identifies each expected message by what it is for (topic, record id and
 LIID for a route's output; source topic, partition and offset for a dead letter) and checks
@@ -10,24 +11,17 @@ its bytes (key, value and every header; for a dead letter every header but
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import math
-import os
 import re
-import signal
-import subprocess
-import sys
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import IO, Any, Final
+from typing import Any, Final
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from pipeline.core.consent import ConsentTable
 from pipeline.core.decode import Rejection
@@ -35,13 +29,13 @@ from pipeline.core.normalize import MsisdnNormalizer
 from pipeline.core.policy import Policy
 from pipeline.core.warrants import WarrantIndex
 from pipeline.factory import build_reference
+from pipeline.harness import scan
 from pipeline.settings import Settings
 from pipeline.shell import deadletter
 from pipeline.shell.messages import header
-from pipeline.shell.offsets import committed_offsets, log_end_offsets
+from pipeline.shell.offsets import committed_offsets
 from pipeline.shell.topics import TopicNames, create_topics
 
-ROOT: Final = Path(__file__).resolve().parents[1]
 POLICY: Final = Policy.load()
 DLQ_HEADERS: Final = (
     deadletter.ERROR_CODE,
@@ -68,142 +62,6 @@ def quiet(_text: str) -> None:
 
 
 # -- worker processes ---------------------------------------------------------------------
-
-
-def isolated_settings(bootstrap_servers: str, tag: str, **changes: Any) -> Settings:
-    """Settings of one run on a test broker: topics and group of its own (``tag`` plus a
-    random suffix), 4 partitions, a 2 s session timeout (the embedded broker makes a joining
-    member wait half of it) and no web port unless ``changes`` say otherwise."""
-    unique = f"{tag}{uuid.uuid4().hex[:10]}"
-    values: dict[str, Any] = {
-        "topic_prefix": f"{unique}.",
-        "group_id": unique,
-        "partitions": 4,
-        "session_timeout_ms": 2000,
-        "web_port": 0,
-        # The reference engine until the native one is merged (issue 14); then the default.
-        "engine": "python",
-    }
-    return Settings.from_env({}, bootstrap_servers=bootstrap_servers, **(values | changes))
-
-
-def worker_env(settings: Settings, keyring: Path | None, **extra: str) -> dict[str, str]:
-    """The environment of a worker process for ``settings`` (no other ``CDRVEIL_*``)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CDRVEIL_")}
-    env.update(settings.to_env())
-    if keyring is not None:
-        env["CDRVEIL_KEYRING_PATH"] = str(keyring)
-    env.update(extra)
-    return env
-
-
-@dataclass
-class Worker:
-    """A ``python -m pipeline worker`` process and the file its output goes to."""
-
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    _log: IO[bytes] = field(repr=False)
-
-    @classmethod
-    def start(
-        cls,
-        env: dict[str, str],
-        log_path: Path,
-        preexec: Callable[[], None] | None = None,
-    ) -> Worker:
-        """Start a worker with this environment; its stdout and stderr go to ``log_path``."""
-        log = log_path.open("ab")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "pipeline", "worker"],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=preexec,
-        )
-        return cls(process, log_path, log)
-
-    @property
-    def pid(self) -> int:
-        """The process id."""
-        return self.process.pid
-
-    def log(self) -> str:
-        """Everything the worker has written so far."""
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def running(self) -> bool:
-        """Whether the process is alive."""
-        return self.process.poll() is None
-
-    def stop(self, sig: int = signal.SIGTERM, wait: float = 30.0) -> int:
-        """Send ``sig`` (if alive) and return the exit status; SIGKILL after ``wait`` s."""
-        if self.running():
-            self.process.send_signal(sig)
-        try:
-            code = self.process.wait(wait)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            raise RuntimeError(
-                f"worker {self.pid} ignored signal {sig} for {wait} s:\n{self.log()[-3000:]}"
-            ) from None
-        finally:
-            self._log.close()
-        return code
-
-    async def wait_for_log(self, text: str, within: float = 60.0) -> None:
-        """Until the log contains ``text``; a worker that exits first is an error."""
-        deadline = time.monotonic() + within
-        while text not in self.log():
-            if not self.running():
-                raise RuntimeError(
-                    f"worker exited ({self.process.returncode}) before logging {text!r}:\n"
-                    + self.log()[-3000:]
-                )
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"worker never logged {text!r}:\n{self.log()[-3000:]}")
-            await asyncio.sleep(0.05)
-
-    async def wait_exit(self, within: float) -> int | None:
-        """The exit status if the process ends within ``within`` s, else ``None``."""
-        deadline = time.monotonic() + within
-        while self.running() and time.monotonic() < deadline:  # noqa: ASYNC110 - a child process
-            await asyncio.sleep(0.05)
-        return self.process.poll()
-
-
-class Workers:
-    """Every worker a run starts; :meth:`close` kills any still running."""
-
-    def __init__(self, settings: Settings, keyring: Path | None, logs: Path) -> None:
-        self.settings = settings
-        self.keyring = keyring
-        self.logs = logs
-        self.started: list[Worker] = []
-
-    def spawn(self, **extra_env: str) -> Worker:
-        """Start one more worker."""
-        path = self.logs / f"worker-{len(self.started) + 1}.log"
-        worker = Worker.start(worker_env(self.settings, self.keyring, **extra_env), path)
-        self.started.append(worker)
-        return worker
-
-    def all_logs(self) -> str:
-        """The output of every worker started, in order."""
-        return "".join(w.log_path.read_text(errors="replace") for w in self.started)
-
-    def close(self) -> None:
-        """Kill and reap every worker still running."""
-        for worker in self.started:
-            if worker.running():
-                worker.process.kill()
-            worker.process.wait()
-            with contextlib.suppress(OSError):
-                worker._log.close()
 
 
 # -- topics -------------------------------------------------------------------------------
@@ -285,55 +143,6 @@ async def publish(
         if own:
             await client.stop()
     return sent
-
-
-async def scan(
-    settings: Settings,
-    topics: Sequence[str],
-    handle: Callable[[Any], None],
-    max_wait: float = 300.0,
-) -> int:
-    """Call ``handle`` on every message now in ``topics``, from the beginning; the count."""
-    ends = await log_end_offsets(settings, list(topics))
-    wanted = {tp: end for tp, end in ends.items() if end > 0}
-    if not wanted:
-        return 0
-    consumer = AIOKafkaConsumer(
-        **settings.kafka_client_kwargs("cdrveil-soak-reader"),
-        enable_auto_commit=False,
-        fetch_max_wait_ms=50,
-        fetch_max_bytes=64 << 20,
-        max_partition_fetch_bytes=8 << 20,
-    )
-    await consumer.start()
-    seen = 0
-    try:
-        consumer.assign(list(wanted))
-        await consumer.seek_to_beginning(*wanted)
-        remaining = dict(wanted)
-        deadline = time.monotonic() + max_wait
-        while remaining:
-            batch = await consumer.getmany(timeout_ms=500, max_records=50_000)
-            for tp, messages in batch.items():
-                end = wanted[tp]
-                for message in messages:
-                    if message.offset < end:
-                        handle(message)
-                        seen += 1
-                if messages and messages[-1].offset + 1 >= end:
-                    remaining.pop(tp, None)
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"reading {len(topics)} topics took over {max_wait} s")
-    finally:
-        await consumer.stop()
-    return seen
-
-
-async def read(settings: Settings, topics: Sequence[str]) -> list[Any]:
-    """Every message now in ``topics``."""
-    messages: list[Any] = []
-    await scan(settings, topics, messages.append)
-    return messages
 
 
 async def committed_total(settings: Settings, topics: Sequence[str]) -> int:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.core.keys import Keyring
+from pipeline.harness import Workers, read_all, scan
 from pipeline.settings import Settings
 from pipeline.shell.topics import TopicNames
 from pipeline.synth import Workload, consent_states, records, warrants
@@ -24,15 +25,12 @@ from soak.harness import (
     Expectation,
     Say,
     Verdict,
-    Workers,
     compare,
     create_all_topics,
     header,
     publish,
     quiet,
-    read,
     route_topics,
-    scan,
     wait_committed,
 )
 
@@ -194,7 +192,7 @@ async def run_poison(
             )
 
     say("reading the dead-letter topic back")
-    dead = await read(settings, [names.dead_letter(POLICY)])
+    dead = await read_all(settings, [names.dead_letter(POLICY)])
     report.dead_letters = len(dead)
     found: Counter[tuple[str, int, int]] = Counter()
     for letter in dead:

@@ -22,20 +22,19 @@ from typing import Any
 import orjson
 
 from pipeline.core.keys import Keyring
+from pipeline.harness import Workers, read_all
 from pipeline.settings import Settings
 from pipeline.shell.topics import TopicNames
 from soak.canary import Canary, Scanner, canaries, msisdn_forms
 from soak.harness import (
     POLICY,
     Say,
-    Workers,
     bulk_producer,
     create_all_topics,
     header,
     percentile,
     publish,
     quiet,
-    read,
     route_topics,
     wait_committed,
 )
@@ -187,7 +186,7 @@ async def run_withdrawal(
 
     say("reading the analytics topics back")
     analytics = route_topics(settings, "analytics")
-    outputs = await read(settings, analytics)
+    outputs = await read_all(settings, analytics)
     by_person: dict[int, list[tuple[int, Any]]] = defaultdict(list)
     for message in outputs:
         record_id = (header(message, "cdrveil.record-id") or b"").decode()

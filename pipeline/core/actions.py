@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from pipeline.core.fields import Kind
+from pipeline.core.fields import IDENTIFIER_KINDS, Kind
 
 if TYPE_CHECKING:
     from pipeline.core.keys import PurposePseudonymizer
@@ -34,7 +34,6 @@ class Action(Enum):
     HOUR = "generalize:hour"
 
 
-IDENTIFIER_KINDS: Final = (Kind.MSISDN, Kind.IMSI, Kind.IMEI)
 LOCATION_KINDS: Final = (Kind.LOCATION, Kind.LOCATION_CHANGES)
 
 

@@ -76,6 +76,17 @@ VOICE_TYPES: Final = frozenset({"moCallRecord", "mtCallRecord"})
 SMS_TYPES: Final = frozenset({"moSMSRecord", "mtSMSRecord"})
 MO_TYPES: Final = frozenset({"moCallRecord", "moSMSRecord"})
 
+#: The kinds of value that identify a person or a device (a number, an IMSI, an IMEI).
+IDENTIFIER_KINDS: Final = (Kind.MSISDN, Kind.IMSI, Kind.IMEI)
+
+#: Fields that hold a subscriber's identifier: never in clear on an analytics topic without
+#: consent (the SMS centre's address is a network element, not one of them).
+IDENTIFIER_FIELDS: Final = tuple(
+    name
+    for name, (kind, owner) in FIELDS.items()
+    if kind in IDENTIFIER_KINDS and owner is not Owner.NONE
+)
+
 #: Fields that hold a subscriber's number and are matched against MSISDN warrant targets.
 NUMBER_FIELDS: Final = tuple(
     name

@@ -17,8 +17,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Final
 
-from pipeline.core.actions import ACTIONS, IDENTIFIER_KINDS, Action
-from pipeline.core.fields import FIELDS, Owner
+from pipeline.core.actions import ACTIONS, Action
+from pipeline.core.fields import FIELDS, IDENTIFIER_KINDS, Owner
 from pipeline.core.topics import READ_TOPICS
 from pipeline.errors import PolicyError
 

@@ -11,48 +11,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
-import signal
-import subprocess
 import sys
 import tempfile
 import textwrap
 import time
-import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka import ConsumerRecord
 
+from pipeline.core.fields import IDENTIFIER_FIELDS
 from pipeline.core.keys import Keyring
 from pipeline.core.policy import Policy, RouteKind
-from pipeline.errors import BrokerError, CdrveilError
+from pipeline.errors import CdrveilError
+from pipeline.harness import WorkerProcess, http_get, scan, worker_env
 from pipeline.settings import Settings
 from pipeline.shell import deadletter
 from pipeline.shell.broker import EmbeddedBroker, free_port
 from pipeline.shell.messages import header_text
-from pipeline.shell.offsets import log_end_offsets, wait_until_committed
+from pipeline.shell.offsets import wait_until_committed
 from pipeline.shell.topics import TopicNames, create_topics
 from pipeline.synth import Workload
 from pipeline.tools.generate import publish
 
 PSEUDONYM = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}:[A-Za-z0-9_-]{22}$")
-IDENTIFIER_FIELDS = (
-    "servedMSISDN",
-    "servedIMSI",
-    "servedIMEI",
-    "callingNumber",
-    "calledNumber",
-    "translatedNumber",
-    "connectedNumber",
-    "roamingNumber",
-    "destinationNumber",
-    "originationNumber",
-)
 
 
 @dataclass
@@ -76,32 +62,14 @@ class Readback:
 
 async def read_topics(settings: Settings, topics: list[str]) -> Readback:
     """Read every message of ``topics`` from the beginning to the current end."""
-    ends = await log_end_offsets(settings, topics)
-    consumer = AIOKafkaConsumer(
-        **settings.kafka_client_kwargs("cdrveil-demo-reader"),
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=4 << 20,
-    )
-    await consumer.start()
     result = Readback({topic: [] for topic in topics})
-    try:
-        wanted = [tp for tp, end in ends.items() if end > 0]
-        if not wanted:
-            return result
-        consumer.assign(wanted)
-        await consumer.seek_to_beginning(*wanted)
-        remaining = {tp: ends[tp] for tp in wanted}
-        deadline = time.monotonic() + 120
-        while remaining:
-            batch = await consumer.getmany(timeout_ms=500, max_records=20_000)
-            for tp, messages in batch.items():
-                result.messages[tp.topic].extend(messages)
-                if messages and messages[-1].offset + 1 >= remaining.get(tp, 0):
-                    remaining.pop(tp, None)
-            if time.monotonic() > deadline:
-                raise BrokerError("reading the topics back took longer than 120 s")
-    finally:
-        await consumer.stop()
+    await scan(
+        settings,
+        topics,
+        lambda message: result.messages[message.topic].append(message),
+        max_wait=120,
+        client_id="cdrveil-demo-reader",
+    )
     return result
 
 
@@ -238,39 +206,21 @@ def summarize(
     return "\n".join(lines)
 
 
-def _health(port: int) -> dict[str, Any] | None:
-    try:
-        url = f"http://127.0.0.1:{port}/health"
-        with urllib.request.urlopen(url, timeout=1) as answer:
-            body: dict[str, Any] = orjson.loads(answer.read())
-            return body
-    except OSError:
-        return None
-
-
 async def _wait_for_tables(
-    worker: subprocess.Popen[bytes], port: int, consent: int, warrants: int, seconds: float
+    worker: WorkerProcess, consent: int, warrants: int, seconds: float
 ) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if worker.poll() is not None:
-            raise CdrveilError(f"the worker exited with status {worker.returncode}; see its log")
-        body = _health(port)
-        if body and body.get("consent_states") == consent and body.get("warrants") == warrants:
+        if not worker.running():
+            raise CdrveilError(
+                f"the worker exited with status {worker.process.returncode}; see its log"
+            )
+        status, answer = http_get(worker.web_port, "/health", timeout=1.0)
+        body = orjson.loads(answer) if status == 200 else {}
+        if body.get("consent_states") == consent and body.get("warrants") == warrants:
             return
         await asyncio.sleep(0.2)
     raise CdrveilError("the worker did not load the consent and warrant tables in time")
-
-
-def _stop(worker: subprocess.Popen[bytes]) -> int:
-    if worker.poll() is None:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
-    return worker.returncode
 
 
 async def run_demo(config: DemoConfig) -> int:
@@ -287,24 +237,15 @@ async def run_demo(config: DemoConfig) -> int:
             names = TopicNames(settings.topic_prefix)
             report = await create_topics(settings, policy)
             print(f"topics: {len(report.created)} created")
-            web_port = free_port()
-            env = {
-                **{k: v for k, v in os.environ.items() if not k.startswith("CDRVEIL_")},
-                "CDRVEIL_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
-                "CDRVEIL_KEYRING_PATH": str(keyring),
-                "CDRVEIL_WEB_PORT": str(web_port),
+            env = worker_env(
+                None,
+                keyring,
+                CDRVEIL_BOOTSTRAP_SERVERS=broker.bootstrap_servers,
+                CDRVEIL_WEB_PORT=str(free_port()),
                 # The reference engine until the native one is merged (issue 14).
-                "CDRVEIL_ENGINE": "python",
-            }
-            with log_path.open("wb") as log:
-                # Popen returns at once (no wait), so it does not block the loop.
-                worker = subprocess.Popen(  # noqa: ASYNC220
-                    [sys.executable, "-m", "pipeline", "worker"],
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                )
+                CDRVEIL_ENGINE="python",
+            )
+            worker = WorkerProcess.start(env, log_path)
             try:
                 # Its log lives in a temporary folder removed at the end: not worth a path.
                 print(f"worker started (pid {worker.pid}; its log is shown here if it fails)")
@@ -318,7 +259,7 @@ async def run_demo(config: DemoConfig) -> int:
                     f"published {state.consent_states:,} consent states and "
                     f"{state.warrants} warrants"
                 )
-                await _wait_for_tables(worker, web_port, config.subscribers, config.warrants, 60.0)
+                await _wait_for_tables(worker, config.subscribers, config.warrants, 60.0)
                 print("worker ready: consent and warrant tables loaded")
                 started = time.monotonic()
                 sent = await publish(
@@ -337,7 +278,7 @@ async def run_demo(config: DemoConfig) -> int:
                 back = await read_topics(settings, topics)
                 print(summarize(names, policy, back, seconds, config, sent.seconds))
             finally:
-                code = _stop(worker)
+                code = worker.stop(strict=False)
             print(f"\nworker stopped with exit status {code}; broker stopped")
             if code != 0:
                 sys.stderr.write(log_path.read_text(errors="replace")[-4000:])

@@ -13,9 +13,6 @@ from numbers import Real
 from pathlib import Path
 
 import orjson
-import pytest
-
-pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The start of every row's name, in the order of the table.

@@ -14,15 +14,15 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from pipeline.core.keys import Keyring
+from pipeline.harness import read_all
 from pipeline.settings import Settings
 from pipeline.shell.broker import free_port
+from pipeline.shell.messages import header
 from pipeline.shell.offsets import wait_until_committed
 from pipeline.shell.topics import TopicNames
 from pipeline.synth import Workload, consent_states, records, warrants
-
-from .conftest import header, produce, read_all
-from .scrape import by_label, get, scrape, value, wait_until_ready
-from .test_pipeline import POLICY, all_topics, output_topics
+from tests.support.kafka import POLICY, all_topics, output_topics, produce
+from tests.support.scrape import by_label, get, scrape, value, wait_until_ready
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -19,7 +19,7 @@ from pipeline.ingest.run import ingest_files
 from pipeline.ingest.state import load_state
 from pipeline.settings import Settings
 from pipeline.shell.topics import TopicNames
-from tests.integration.test_ingest_support import (
+from tests.support.ingest import (
     IDENTIFIERS,
     POLICY,
     RECORDS,
@@ -27,15 +27,10 @@ from tests.integration.test_ingest_support import (
     build_file,
     encoder,
     header,
-    ingest_broker,
-    ingest_settings,
     make_topics,
     read_topics,
 )
 
-__all__ = ["ingest_broker", "ingest_settings"]  # fixtures, used by name
-
-pytestmark = pytest.mark.integration
 NAME = "MSC01_20261121T0600+0100_0001.dat"
 
 

@@ -21,20 +21,15 @@ from pipeline.ingest.run import ingest_files, watch_directory
 from pipeline.ingest.state import IngestState, load_state, state_path
 from pipeline.settings import Settings
 from pipeline.shell.topics import TopicNames
-from tests.integration.test_ingest_support import (
-    POLICY,
+from tests.support.ingest import (
     CdrFile,
     build_file,
-    ingest_broker,
-    ingest_settings,
     make_topics,
     read_topics,
     record_offset,
 )
+from tests.support.kafka import POLICY
 
-__all__ = ["ingest_broker", "ingest_settings"]  # fixtures, used by name
-
-pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 NAME = "SMSC02_20261121T0600+0100_0042.dat"
 

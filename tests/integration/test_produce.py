@@ -16,11 +16,11 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 
+from pipeline.harness import read_all
 from pipeline.settings import Settings
 from pipeline.shell.produce import OutputBatch, Partitioner, await_delivery
 from pipeline.shell.topics import TopicNames, create_topics
-
-from .conftest import POLICY, read_all
+from tests.support.kafka import POLICY
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

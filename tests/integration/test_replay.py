@@ -14,16 +14,24 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from pipeline.harness import read_all
 from pipeline.settings import Settings
 from pipeline.shell.deadletter import file_dead_letter_headers
+from pipeline.shell.messages import header
 from pipeline.shell.offsets import log_end_offsets, wait_until_committed
 from pipeline.shell.topics import TopicNames
 from pipeline.synth import Workload, records
 from pipeline.tools.replay import REPLAYED_FROM
-
-from .conftest import ROOT, header, produce, read_all, settings_env
-from .test_pipeline import POLICY, all_topics, output_topics, wait_ready
-from .test_scale import expected_outputs, publish_state
+from tests.support.kafka import (
+    POLICY,
+    ROOT,
+    all_topics,
+    expected_outputs,
+    output_topics,
+    produce,
+    publish_state,
+    wait_ready,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -34,7 +42,7 @@ SMALL_LIMIT = 512
 async def cdrveil(settings: Settings, *args: str) -> tuple[int, str]:
     """Run the command line in a child process; its exit status and its stdout + stderr."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CDRVEIL_")}
-    env.update(settings_env(settings))
+    env.update(settings.to_env())
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

@@ -13,32 +13,31 @@ import itertools
 import signal
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from pipeline.core.consent import ConsentTable
-from pipeline.core.decode import Rejection
-from pipeline.core.normalize import MsisdnNormalizer
-from pipeline.core.warrants import WarrantIndex
+from pipeline.harness import WorkerProcess, read_all
 from pipeline.settings import Settings
 from pipeline.shell.broker import free_port
 from pipeline.shell.offsets import wait_until_committed
 from pipeline.shell.topics import TopicNames
-from pipeline.synth import Generated, Workload, consent_states, records, warrants
-
-from .conftest import WorkerProcess, produce, read_all
-from .scrape import by_label, get, scrape
-from .test_pipeline import all_topics, offline_engine, output_topics
+from pipeline.synth import Generated, Workload, records
+from tests.support.kafka import (
+    Output,
+    all_topics,
+    expected_outputs,
+    output_topics,
+    publish_state,
+)
+from tests.support.scrape import by_label, get, scrape
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 Message = tuple[bytes | None, bytes | None]
-#: (topic without prefix, key, value, headers) of an output.
-Output = tuple[str, bytes | None, bytes | None, tuple[tuple[str, bytes], ...]]
 
 
 def message(generated: Generated) -> Message:
@@ -71,13 +70,6 @@ async def publish(
         (topic, ack.partition, ack.offset, m)
         for (topic, m), ack in zip(messages, acks, strict=True)
     ]
-
-
-async def publish_state(producer: AIOKafkaProducer, settings: Settings, workload: Workload) -> None:
-    """The workload's consent states and two warrants."""
-    names = TopicNames(settings.topic_prefix)
-    await produce(producer, names.consent, list(consent_states(workload)))
-    await produce(producer, names.warrants, [(w.key, w.value) for w in warrants(workload, 2)])
 
 
 def normalized(record: Any, prefix: str) -> Output:
@@ -172,31 +164,6 @@ async def test_three_workers_produce_exactly_the_outputs_of_one(
     assert reasons == dead
     for worker, _ in single + trio:
         assert worker.stop() == 0
-
-
-def expected_outputs(
-    settings: Settings, keyring: Path, workload: Workload, inputs: Iterable[Generated]
-) -> tuple[Counter[Output], dict[int, str]]:
-    """What the engine makes of ``inputs`` offline: the outputs, and the reason code of
-    each rejected input by its position."""
-    normalizer = MsisdnNormalizer()
-    table, index = ConsentTable(normalizer), WarrantIndex(normalizer)
-    for key, value in consent_states(workload):
-        table.apply(key, value)
-    for w in warrants(workload, 2):
-        index.apply(w.key, w.value)
-    engine = offline_engine(settings, keyring)
-    expected: Counter[Output] = Counter()
-    rejected: dict[int, str] = {}
-    for i, generated in enumerate(inputs):
-        result = engine.process(generated.value, table.get, index)
-        if isinstance(result, Rejection):
-            rejected[i] = result.code
-            continue
-        for out in result:
-            topic = out.topic.removeprefix(settings.topic_prefix)
-            expected[(topic, out.key, out.value, tuple(out.headers))] += 1
-    return expected, rejected
 
 
 async def test_a_worker_added_and_another_stopped_mid_run_lose_no_record(

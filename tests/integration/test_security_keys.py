@@ -18,12 +18,13 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from pipeline.core.keys import Keyring, Pseudonymizer
+from pipeline.harness import read_all
 from pipeline.settings import Settings
+from pipeline.shell.messages import header
 from pipeline.shell.offsets import wait_until_committed
 from pipeline.shell.topics import TopicNames
 from soak.harness import create_all_topics
-
-from .conftest import ROOT, header, produce, read_all
+from tests.support.kafka import ROOT, produce
 
 PSEUDONYMIZED = ("fraud_prevention", "service_improvement")
 SUBSCRIBERS = [f"4670{i:07d}" for i in range(1_000_001, 1_000_041)]

@@ -20,8 +20,7 @@ import pytest
 
 from pipeline.settings import Settings
 from soak.tlsfake import Pki, SaslRecorder, Session, make_pki
-
-from .conftest import ROOT
+from tests.support.kafka import ROOT
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -15,13 +15,14 @@ import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import murmur2
 
+from pipeline.harness import read_all
 from pipeline.settings import Settings
 from pipeline.shell.broker import EmbeddedBroker, free_port
+from pipeline.shell.messages import header
 from pipeline.shell.offsets import committed_offsets, log_end_offsets, wait_until_committed
 from pipeline.shell.produce import OutputBatch, Partitioner, await_delivery
 from pipeline.shell.topics import create_topics
-
-from .conftest import POLICY, header, produce, read_all
+from tests.support.kafka import POLICY, produce
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from core_fixtures import write_keyring
 
 from pipeline.core.consent import ConsentTable
 from pipeline.core.decode import Decoder
@@ -16,6 +15,7 @@ from pipeline.core.keys import Keyring, Pseudonymizer
 from pipeline.core.normalize import MsisdnNormalizer
 from pipeline.core.policy import Policy
 from pipeline.core.warrants import WarrantIndex
+from tests.support.core import write_keyring
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from core_fixtures import OTHER, SERVED, add_warrant, encode, grant, mo_call, mo_sms, mt_sms
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,7 +19,8 @@ from pipeline.core.policy import Policy
 from pipeline.core.warrants import WarrantIndex
 from pipeline.errors import ConfigError
 from pipeline.settings import Settings
-from tests.properties import EXAMPLES
+from tests.support.core import OTHER, SERVED, add_warrant, encode, grant, mo_call, mo_sms, mt_sms
+from tests.support.properties import EXAMPLES
 
 MALFORMED: list[bytes | None] = [None, b"", b"{", b"[]", b'{"recordType": "moCall"}', b"\xff"]
 

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.core.cache import TwoGenerationCache
-from tests.properties import EXAMPLES
+from tests.support.properties import EXAMPLES
 
 
 class CountingSquare:

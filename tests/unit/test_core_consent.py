@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from core_fixtures import OTHER, SERVED, consent_value, grant
 
 from pipeline.core.consent import ConsentProblem, ConsentState, ConsentTable, parse_consent
 from pipeline.core.normalize import MsisdnNormalizer
+from tests.support.core import OTHER, SERVED, consent_value, grant
 
 
 def consented(table: ConsentTable, msisdn: str, purpose: str) -> bool:

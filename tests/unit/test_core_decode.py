@@ -7,7 +7,12 @@ import re
 from typing import Any
 
 import pytest
-from core_fixtures import (
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline.core.decode import REASONS, CdrRecord, Decoder, Rejection, parse_time
+from pipeline.core.normalize import MsisdnNormalizer
+from tests.support.core import (
     OTHER,
     SERVED,
     SERVED_IMEI14,
@@ -18,12 +23,7 @@ from core_fixtures import (
     mt_call,
     mt_sms,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from pipeline.core.decode import REASONS, CdrRecord, Decoder, Rejection, parse_time
-from pipeline.core.normalize import MsisdnNormalizer
-from tests.properties import EXAMPLES
+from tests.support.properties import EXAMPLES
 
 PROPERTY = settings(max_examples=EXAMPLES, deadline=None)
 

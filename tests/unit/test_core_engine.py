@@ -9,7 +9,15 @@ from importlib import resources
 from typing import Any
 
 import pytest
-from core_fixtures import (
+from hypothesis import given, settings
+
+from pipeline.core.consent import ConsentState
+from pipeline.core.decode import Rejection
+from pipeline.core.engine import Engine, Output
+from pipeline.core.keys import Pseudonymizer
+from pipeline.core.policy import Policy
+from pipeline.core.warrants import WarrantIndex
+from tests.support.core import (
     ANALYTICS_PREFIX,
     BILLING_TOPIC,
     HOME_LOCATION,
@@ -39,15 +47,7 @@ from core_fixtures import (
     records,
     states,
 )
-from hypothesis import given, settings
-
-from pipeline.core.consent import ConsentState
-from pipeline.core.decode import Rejection
-from pipeline.core.engine import Engine, Output
-from pipeline.core.keys import Pseudonymizer
-from pipeline.core.policy import Policy
-from pipeline.core.warrants import WarrantIndex
-from tests.properties import EXAMPLES
+from tests.support.properties import EXAMPLES
 
 NUMBER_FIELDS = (
     "callingNumber",

@@ -11,12 +11,12 @@ import stat
 from pathlib import Path
 
 import pytest
-from core_fixtures import KEY_ID, SECRET, SECRET_B64, SERVED, write_keyring
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from pipeline.core.keys import Keyring, Pseudonymizer
 from pipeline.errors import KeyringError
+from tests.support.core import KEY_ID, SECRET, SECRET_B64, SERVED, write_keyring
 
 PSEUDONYM = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}:[A-Za-z0-9_-]{22}$")
 

@@ -6,7 +6,12 @@ import re
 from typing import Any
 
 import pytest
-from core_fixtures import (
+
+from pipeline.core.consent import ConsentTable
+from pipeline.core.decode import CdrRecord
+from pipeline.core.engine import Engine, Output
+from pipeline.core.warrants import WarrantIndex
+from tests.support.core import (
     ANALYTICS_PREFIX,
     BILLING_TOPIC,
     MSC,
@@ -15,11 +20,6 @@ from core_fixtures import (
     encode,
     render_imei,
 )
-
-from pipeline.core.consent import ConsentTable
-from pipeline.core.decode import CdrRecord
-from pipeline.core.engine import Engine, Output
-from pipeline.core.warrants import WarrantIndex
 
 CANARIES = 200
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from core_fixtures import SERVED, SERVED_FORMS, SERVED_IMEI14, SERVED_IMEI15, SERVED_IMEISV
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -14,7 +13,8 @@ from pipeline.core.normalize import (
     normalize_imsi,
     tac_of,
 )
-from tests.properties import EXAMPLES
+from tests.support.core import SERVED, SERVED_FORMS, SERVED_IMEI14, SERVED_IMEI15, SERVED_IMEISV
+from tests.support.properties import EXAMPLES
 
 PROPERTY = settings(max_examples=EXAMPLES, deadline=None)
 normalize = MsisdnNormalizer()

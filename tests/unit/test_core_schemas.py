@@ -7,7 +7,13 @@ import random
 from typing import Any
 
 import pytest
-from core_fixtures import (
+from jsonschema import Draft202012Validator
+
+from pipeline.core.consent import ConsentState
+from pipeline.core.decode import Rejection
+from pipeline.core.engine import Engine, Output
+from pipeline.core.warrants import WarrantIndex
+from tests.support.core import (
     ANALYTICS_PREFIX,
     BILLING_TOPIC,
     LI_TOPIC,
@@ -29,13 +35,7 @@ from core_fixtures import (
     random_record,
     states,
 )
-from jsonschema import Draft202012Validator
-
-from pipeline.core.consent import ConsentState
-from pipeline.core.decode import Rejection
-from pipeline.core.engine import Engine, Output
-from pipeline.core.warrants import WarrantIndex
-from tests.schema_util import headers_document, load_schema
+from tests.support.schemas import headers_document, load_schema
 
 SCHEMA_OF_TOPIC = {
     LI_TOPIC: "lawful-intercept.schema.json",

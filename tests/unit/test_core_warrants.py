@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from core_fixtures import (
+
+from pipeline.core.decode import CdrRecord, Decoder
+from pipeline.core.warrants import WarrantIndex, WarrantProblem, parse_warrant
+from tests.support.core import (
     OTHER,
     SERVED,
     SERVED_IMEI14,
@@ -20,9 +23,6 @@ from core_fixtures import (
     mt_sms,
     warrant_value,
 )
-
-from pipeline.core.decode import CdrRecord, Decoder
-from pipeline.core.warrants import WarrantIndex, WarrantProblem, parse_warrant
 
 # The voice fixtures run 05:17:42Z .. 05:22:32Z on 2026-11-21.
 

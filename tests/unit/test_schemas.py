@@ -17,7 +17,7 @@ from referencing.exceptions import Unresolvable
 from pipeline.core.decode import parse_time
 from pipeline.core.keys import PurposePseudonymizer
 from pipeline.core.normalize import MsisdnNormalizer, normalize_imei
-from tests.schema_util import (  # the repository root is on sys.path (see conftest.py)
+from tests.support.schemas import (  # the repository root is on sys.path (see conftest.py)
     BASE_URI,
     SCHEMA_DIR,
     SCHEMA_SUFFIX,

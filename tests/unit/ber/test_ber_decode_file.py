@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from ber_samples import MO_CALL_FULL, SAMPLES, Sample
 
 from pipeline.ber import (
     BerRecordDecoder,
@@ -19,6 +18,7 @@ from pipeline.ber import (
 from pipeline.ber.errors import BAD_BER, BAD_IMSI, UNSUPPORTED_FORMAT
 from pipeline.ber.file import BAD_CDR_HEADER, BAD_FILE_HEADER, CDR_LENGTH_MISMATCH, TRUNCATED_CDR
 from pipeline.ber.layout import CdrHeader
+from tests.support.ber_samples import MO_CALL_FULL, SAMPLES, Sample
 
 NAME = "MSC01_20261121T0600_0001.dat"
 OPENED = datetime(2026, 11, 21, 6, 0, tzinfo=timezone(timedelta(hours=1)))

@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import ber_samples  # fails the module with an explanation if pycrate is missing
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -17,6 +16,7 @@ from hypothesis import strategies as st
 from pipeline.ber import BerRecordDecoder, CdrRejection
 from pipeline.ber.schema import BASIC_SERVICE_NAMES, CAUSE_FOR_TERM_NAMES, TELESERVICE_TAG
 from pipeline.ber.synth import BerRecordEncoder
+from tests.support import ber_samples  # fails the module with an explanation if pycrate is missing
 
 ENCODER = BerRecordEncoder()
 FAST = BerRecordDecoder()

@@ -7,7 +7,20 @@ import sys
 from typing import Any
 
 import pytest
-from ber_samples import (
+
+from pipeline.ber import BerRecordDecoder, BerSupportMissing, CdrRejection, record_id_for
+from pipeline.ber.errors import (
+    BAD_BER,
+    BAD_IMEI,
+    BAD_IMSI,
+    BAD_MSISDN,
+    BAD_TIMESTAMP,
+    BAD_VALUE,
+    MISSING_FIELD,
+    UNKNOWN_RECORD_TYPE,
+)
+from pipeline.ber.records import Engine
+from tests.support.ber_samples import (
     IDENTIFIER_VALUES,
     IMSI,
     MO_CALL_FULL,
@@ -23,19 +36,6 @@ from ber_samples import (
     context,
     encode,
 )
-
-from pipeline.ber import BerRecordDecoder, BerSupportMissing, CdrRejection, record_id_for
-from pipeline.ber.errors import (
-    BAD_BER,
-    BAD_IMEI,
-    BAD_IMSI,
-    BAD_MSISDN,
-    BAD_TIMESTAMP,
-    BAD_VALUE,
-    MISSING_FIELD,
-    UNKNOWN_RECORD_TYPE,
-)
-from pipeline.ber.records import Engine
 
 ENGINES: list[Engine] = ["fast", "pycrate"]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from ber_samples import CS_CHARGING, GENERIC_CHARGING
 
 from pipeline.ber.schema import (
     BASIC_SERVICE_NAMES,
@@ -23,6 +22,7 @@ from pipeline.ber.schema import (
     Kind,
     RecordSchema,
 )
+from tests.support.ber_samples import CS_CHARGING, GENERIC_CHARGING
 
 # The pycrate type each kind must have.
 ASN1_TYPES = {

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from ber_samples import SAMPLES, Sample
 
 from pipeline.ber import BerRecordDecoder
 from pipeline.core.decode import CdrRecord, Decoder
 from pipeline.core.normalize import MsisdnNormalizer
+from tests.support.ber_samples import SAMPLES, Sample
 
 BER = BerRecordDecoder(trunk_prefix="0", country_code="46", default_mcc_mnc="24001")
 WORKER = Decoder(MsisdnNormalizer(country_code="46", trunk_prefix="0"))

@@ -1,6 +1,6 @@
 """A real worker process with a stand-in engine, for the integration tests.
 
-Run as ``python -m tests.integration.fake_worker``; settings come from ``CDRVEIL_*``.
+Run as ``python -m tests.support.fake_worker``; settings come from ``CDRVEIL_*``.
 The engine maps each JSON input to one output on the policy's billing topic (the input bytes,
 the record id and the subscriber's consent version in headers), rejects what is not JSON,
 and raises on ``{"boom": true}`` to stand for an engine bug. ``FAKE_ENGINE_DELAY_US``

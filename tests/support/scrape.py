@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 import urllib.error
 import urllib.request
 from collections import defaultdict
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from .conftest import WorkerProcess
+from pipeline.harness import WorkerProcess
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -55,10 +52,4 @@ def by_label(samples: Samples, name: str, label: str) -> dict[str, float]:
 
 async def wait_until_ready(worker: WorkerProcess, port: int, within: float = 60.0) -> None:
     """Poll ``/readyz`` until it answers 200 (the worker must keep running)."""
-    deadline = time.monotonic() + within
-    while get(port, "/readyz")[0] != 200:
-        if not worker.running():
-            pytest.fail(f"worker exited ({worker.process.returncode}):\n{worker.log()[-3000:]}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"/readyz never answered 200:\n{worker.log()[-3000:]}")
-        await asyncio.sleep(0.1)
+    await worker.wait_ready(within, port)

@@ -1,4 +1,4 @@
-"""Shared by the ingest tests (no tests here): a broker, JSON records, BER files, a reader.
+"""Shared by the ingest tests: JSON records, the BER files built from them, a reader.
 
 The records are written as the JSON the topics carry and encoded to BER by pycrate's own
 TS 32.298 definitions (``BerRecordEncoder``), so an ingest test compares what comes out
@@ -7,24 +7,18 @@ of Kafka with what went into the file, field by field.
 
 from __future__ import annotations
 
-import asyncio
 import copy
-import time
-import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import cache
 from typing import Any
 
-import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
 from pipeline.ber import CdrFileReader, build_cdr_file
 from pipeline.ber.synth import BerRecordEncoder
 from pipeline.core.policy import Policy
+from pipeline.harness import read_settled
 from pipeline.settings import Settings
-from pipeline.shell.broker import EmbeddedBroker
 from pipeline.shell.messages import header_text
 from pipeline.shell.topics import create_topics
 
@@ -211,25 +205,6 @@ def build_file(count: int = len(RECORDS), replace: dict[int, bytes] | None = Non
     return CdrFile(data, tuple(RECORDS[i] for i in indexes), tuple(offsets))
 
 
-@pytest.fixture(scope="session")
-def ingest_broker() -> Iterator[EmbeddedBroker]:
-    """An embedded broker for the ingest tests."""
-    with EmbeddedBroker() as running:
-        yield running
-
-
-@pytest.fixture
-def ingest_settings(ingest_broker: EmbeddedBroker) -> Settings:
-    """Settings with topics of this test only."""
-    return Settings.from_env(
-        {},
-        bootstrap_servers=ingest_broker.bootstrap_servers,
-        topic_prefix=f"ingest{uuid.uuid4().hex[:10]}.",
-        partitions=2,
-        web_port=0,
-    )
-
-
 async def make_topics(settings: Settings) -> None:
     """Create the test's topics."""
     await create_topics(settings, POLICY)
@@ -242,36 +217,7 @@ async def read_topics(
 
     Waiting past the expected count is what lets a test see a repeated message.
     """
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=50,
-    )
-    await consumer.start()
-    try:
-        await consumer.topics()
-        tps = [
-            TopicPartition(topic, p)
-            for topic in topics
-            for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        messages: list[Any] = []
-        deadline = time.monotonic() + 30
-        quiet_since = time.monotonic()
-        while len(messages) < expected or time.monotonic() - quiet_since < idle:
-            batch = await consumer.getmany(timeout_ms=100)
-            for records in batch.values():
-                messages += records
-            if batch:
-                quiet_since = time.monotonic()
-            assert time.monotonic() < deadline, f"{len(messages)} of {expected} messages in 30 s"
-            await asyncio.sleep(0)
-    finally:
-        await consumer.stop()
-    return messages
+    return await read_settled(settings, topics, expected, idle)
 
 
 header = header_text  # the tests here compare headers as text
