@@ -4,13 +4,18 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint typecheck unit integration demo bench bench-instructions fuzz open-bugs clean
+.PHONY: venv test lint typecheck unit integration demo bench bench-instructions fuzz open-bugs clean \
+	rust-check
 
 FUZZ_SECONDS ?= 300
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# The compiled engine (engine/, Rust) is built by `pip install -e .` (maturin): rebuild the
+# venv's copy whenever its sources change.
+ENGINE_SOURCES := engine/Cargo.toml engine/Cargo.lock $(wildcard engine/src/*.rs)
+
+$(STAMP): pyproject.toml $(ENGINE_SOURCES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
@@ -28,7 +33,14 @@ unit: venv
 integration: venv
 	$(BIN)/pytest tests/integration -q
 
-test: lint typecheck
+# The engine crate's own checks: formatting, lints as errors, its unit tests (pure Rust,
+# without the Python module).
+rust-check:
+	cd engine && cargo fmt --check
+	cd engine && PYO3_PYTHON=$(CURDIR)/$(BIN)/python cargo clippy --locked --all-targets -- -D warnings
+	cd engine && cargo test --locked --no-default-features
+
+test: lint typecheck rust-check
 	$(BIN)/pytest -q -m "not open_bug"
 
 # Tests that fail today because of known worker gaps (see the issue notes); not in make test.
