@@ -48,11 +48,15 @@ open-bugs: venv
 	$(BIN)/pytest -q -m open_bug || [ $$? -eq 5 ]  # 5: no test has the mark
 
 # Coverage-guided fuzzing of the decoder and engine (atheris); prints executions and crashes.
+# Then the native engine against the Python one (any difference is a finding), as long.
 fuzz: venv
 	$(BIN)/python -m pip install --quiet atheris
 	mkdir -p .fuzz-corpus && cp -n fuzz/corpus/* .fuzz-corpus/
 	$(BIN)/python fuzz/fuzz_decoder.py -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 		.fuzz-corpus 2>&1 | grep -v '^INFO: Instrumenting'
+	mkdir -p .fuzz-corpus-native && cp -n fuzz/corpus/* .fuzz-corpus-native/
+	$(BIN)/python fuzz/fuzz_native.py -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+		.fuzz-corpus-native 2>&1 | grep -v '^INFO: Instrumenting'
 
 demo: venv
 	$(BIN)/cdrveil demo
@@ -65,7 +69,8 @@ bench-instructions: venv
 	$(BIN)/python -m benchmarks.instructions
 
 # The reliability evidence at full size (`make test` runs small versions in seconds):
-# hypothesis properties at 10,000 examples each, 200,000 records through kill -9 and SIGTERM
+# hypothesis properties at 10,000 examples each (the native engine's differential ones at
+# 100,000), 200,000 records through kill -9 and SIGTERM
 # restarts, 2,000 poison records among 100,000, the broker frozen and killed, dead-letter
 # writes refused. Prints the figures; exits 1 if a promise did not hold (soak/RELIABILITY.md).
 .PHONY: soak canary
@@ -74,6 +79,8 @@ SOAK_PROPERTIES := tests/unit/test_core_decode.py tests/unit/test_core_normalize
 
 soak: venv
 	PROPERTY_EXAMPLES=10000 $(BIN)/pytest -q $(SOAK_PROPERTIES) --hypothesis-show-statistics
+	PROPERTY_EXAMPLES=100000 $(BIN)/pytest -q tests/unit/test_native_engine.py \
+		--hypothesis-show-statistics
 	$(BIN)/python -m soak soak
 
 # 1,000 canary subscribers in every input form, looked for everywhere they must not be; the
