@@ -60,6 +60,38 @@ pub struct Parser<'a> {
 
 type Parsed<T> = Result<T, SyntaxError>;
 
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// How many leading bytes of `bytes` need no attention in a JSON string: neither `"`,
+/// `\\` nor a control character. Eight bytes at a time; the lowest flagged byte of a
+/// word is always a true match.
+#[inline]
+pub fn plain_run(bytes: &[u8]) -> usize {
+    let mut i = 0;
+    while i + 8 <= bytes.len() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&bytes[i..i + 8]);
+        let w = u64::from_le_bytes(word);
+        let control = w.wrapping_sub(0x20 * ONES) & !w;
+        let quote = (w ^ (b'"' as u64 * ONES)).wrapping_sub(ONES) & !(w ^ (b'"' as u64 * ONES));
+        let slash = (w ^ (b'\\' as u64 * ONES)).wrapping_sub(ONES) & !(w ^ (b'\\' as u64 * ONES));
+        let found = (control | quote | slash) & HIGHS;
+        if found != 0 {
+            return i + (found.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b < 0x20 || b == b'"' || b == b'\\' {
+            break;
+        }
+        i += 1;
+    }
+    i
+}
+
 impl<'a> Parser<'a> {
     pub fn new(text: &'a str) -> Self {
         Parser {
@@ -355,30 +387,24 @@ impl<'a> Parser<'a> {
     pub fn string(&mut self) -> Parsed<Cow<'a, str>> {
         self.pos += 1;
         let start = self.pos;
-        loop {
-            match self.bytes.get(self.pos) {
-                None => return Err(SyntaxError),
-                Some(b'"') => {
-                    let text = &self.text[start..self.pos];
-                    self.pos += 1;
-                    return Ok(Cow::Borrowed(text));
-                }
-                Some(b'\\') => break,
-                Some(&b) if b < 0x20 => return Err(SyntaxError),
-                Some(_) => self.pos += 1,
+        self.pos += plain_run(&self.bytes[self.pos..]);
+        match self.bytes.get(self.pos) {
+            Some(b'"') => {
+                let text = &self.text[start..self.pos];
+                self.pos += 1;
+                return Ok(Cow::Borrowed(text));
             }
+            Some(b'\\') => {}
+            _ => return Err(SyntaxError),
         }
         let mut out = String::with_capacity(self.pos - start + 16);
         out.push_str(&self.text[start..self.pos]);
         loop {
             let run = self.pos;
-            loop {
-                match self.bytes.get(self.pos) {
-                    None => return Err(SyntaxError),
-                    Some(b'"' | b'\\') => break,
-                    Some(&b) if b < 0x20 => return Err(SyntaxError),
-                    Some(_) => self.pos += 1,
-                }
+            self.pos += plain_run(&self.bytes[self.pos..]);
+            match self.bytes.get(self.pos) {
+                Some(b'"' | b'\\') => {}
+                _ => return Err(SyntaxError),
             }
             out.push_str(&self.text[run..self.pos]);
             if self.bytes[self.pos] == b'"' {
@@ -426,6 +452,7 @@ impl<'a> Parser<'a> {
     fn skip_string(&mut self) -> Parsed<()> {
         self.pos += 1;
         loop {
+            self.pos += plain_run(&self.bytes[self.pos..]);
             match self.bytes.get(self.pos) {
                 None => return Err(SyntaxError),
                 Some(b'"') => {
@@ -467,13 +494,13 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 pub fn write_str(out: &mut Vec<u8>, text: &str) {
     out.push(b'"');
     let bytes = text.as_bytes();
-    let mut run = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        if b >= 0x20 && b != b'"' && b != b'\\' {
-            continue;
-        }
-        out.extend_from_slice(&bytes[run..i]);
-        run = i + 1;
+    let mut i = 0;
+    loop {
+        let plain = plain_run(&bytes[i..]);
+        out.extend_from_slice(&bytes[i..i + plain]);
+        i += plain;
+        let Some(&b) = bytes.get(i) else { break };
+        i += 1;
         match b {
             b'"' => out.extend_from_slice(b"\\\""),
             b'\\' => out.extend_from_slice(b"\\\\"),
@@ -492,7 +519,6 @@ pub fn write_str(out: &mut Vec<u8>, text: &str) {
             ]),
         }
     }
-    out.extend_from_slice(&bytes[run..]);
     out.push(b'"');
 }
 
@@ -595,6 +621,34 @@ mod tests {
             Value::Str("\u{10000}".into())
         );
         assert_eq!(parse("1e-400").unwrap(), Value::Float(0.0));
+    }
+
+    #[test]
+    fn plain_runs_stop_at_the_first_special_byte() {
+        for text in [
+            "",
+            "abc",
+            "abcdefghijkl\"x",
+            "0123456789\\",
+            "é€😀abcdefgh\u{1f}",
+            "\"abcdefghijk",
+        ] {
+            let expected = text
+                .bytes()
+                .position(|b| b < 0x20 || b == b'"' || b == b'\\');
+            assert_eq!(
+                plain_run(text.as_bytes()),
+                expected.unwrap_or(text.len()),
+                "{text:?}"
+            );
+        }
+        for at in 0..20 {
+            for special in [b'"', b'\\', 0u8, 0x1f] {
+                let mut bytes = vec![b'a'; 20];
+                bytes[at] = special;
+                assert_eq!(plain_run(&bytes), at);
+            }
+        }
     }
 
     #[test]

@@ -85,6 +85,55 @@ impl Numbering {
         } else {
             raw
         };
+        // Separators out, into a buffer on the stack. Only ASCII digits and one leading `+`
+        // can end up as a valid number, so anything else already means `None`; a text
+        // too long for the buffer cannot give 15 digits with any short prefix, and takes
+        // the general path below.
+        let mut buf = [0u8; 64];
+        let mut n = 0;
+        for &b in source.as_bytes() {
+            if matches!(b, b' ' | b'-' | b'.' | b'(' | b')' | b'/' | b'\t') {
+                continue;
+            }
+            if !(b.is_ascii_digit() || b == b'+' && n == 0) || n == buf.len() {
+                return self.msisdn_general(source);
+            }
+            buf[n] = b;
+            n += 1;
+        }
+        let text = &buf[..n];
+        let mut digits = [0u8; 80];
+        let length = if let Some(rest) = text.strip_prefix(b"+") {
+            digits[..rest.len()].copy_from_slice(rest);
+            rest.len()
+        } else if let Some(rest) = text.strip_prefix(self.international_prefix.as_bytes()) {
+            digits[..rest.len()].copy_from_slice(rest);
+            rest.len()
+        } else if !self.trunk_prefix.is_empty() && text.starts_with(self.trunk_prefix.as_bytes()) {
+            let rest = &text[self.trunk_prefix.len()..];
+            let cc = self.country_code.as_bytes();
+            if cc.len() + rest.len() > digits.len() {
+                return None;
+            }
+            digits[..cc.len()].copy_from_slice(cc);
+            digits[cc.len()..cc.len() + rest.len()].copy_from_slice(rest);
+            cc.len() + rest.len()
+        } else {
+            digits[..text.len()].copy_from_slice(text);
+            text.len()
+        };
+        let digits = &digits[..length];
+        if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) || digits[0] == b'0' {
+            return None;
+        }
+        if !(E164_MIN_DIGITS..=E164_MAX_DIGITS).contains(&digits.len()) {
+            return None;
+        }
+        Digits::new(digits)
+    }
+
+    /// `MsisdnNormalizer._normalize` step by step, for the texts the fast path leaves.
+    fn msisdn_general(&self, source: &str) -> Option<Digits> {
         let mut text = String::with_capacity(source.len());
         text.extend(source.chars().filter(|&c| !is_separator(c)));
         let digits: String = if let Some(rest) = text.strip_prefix('+') {
