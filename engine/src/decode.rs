@@ -60,7 +60,8 @@ pub struct FieldInfo {
 #[derive(Clone, Debug)]
 pub struct Catalog {
     pub fields: Vec<FieldInfo>,
-    by_name: HashMap<String, u8>,
+    /// Field ids by name length (names of one length are few: a short scan beats hashing).
+    by_length: Vec<Vec<u8>>,
     pub voice_types: Vec<String>,
     pub sms_types: Vec<String>,
     pub mo_types: Vec<String>,
@@ -97,11 +98,19 @@ impl Catalog {
                 json_key,
             });
         }
+        let mut by_length: Vec<Vec<u8>> = Vec::new();
+        for (i, info) in infos.iter().enumerate() {
+            let length = info.name.len();
+            if by_length.len() <= length {
+                by_length.resize(length + 1, Vec::new());
+            }
+            by_length[length].push(i as u8);
+        }
         let record_id = by_name.get("recordId").copied();
         let served_msisdn = by_name.get("servedMSISDN").copied();
         Ok(Catalog {
             fields: infos,
-            by_name,
+            by_length,
             voice_types,
             sms_types,
             mo_types,
@@ -110,8 +119,13 @@ impl Catalog {
         })
     }
 
+    #[inline]
     pub fn id(&self, name: &str) -> Option<u8> {
-        self.by_name.get(name).copied()
+        let candidates = self.by_length.get(name.len())?;
+        candidates
+            .iter()
+            .copied()
+            .find(|&i| self.fields[i as usize].name == name)
     }
 }
 

@@ -523,8 +523,21 @@ pub fn write_str(out: &mut Vec<u8>, text: &str) {
 }
 
 pub fn write_int(out: &mut Vec<u8>, value: i128) {
-    use std::io::Write;
-    let _ = write!(out, "{value}");
+    if value < 0 {
+        out.push(b'-');
+    }
+    let mut magnitude = value.unsigned_abs();
+    let mut digits = [0u8; 40];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (magnitude % 10) as u8;
+        magnitude /= 10;
+        if magnitude == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// A decoded value as orjson writes it. Floats cannot reach an output (every field a
@@ -648,6 +661,15 @@ mod tests {
                 bytes[at] = special;
                 assert_eq!(plain_run(&bytes), at);
             }
+        }
+    }
+
+    #[test]
+    fn integers_are_written_in_decimal() {
+        for value in [0i128, 7, -7, 65535, i64::MIN as i128, u64::MAX as i128] {
+            let mut out = Vec::new();
+            write_int(&mut out, value);
+            assert_eq!(out, value.to_string().into_bytes());
         }
     }
 

@@ -201,7 +201,25 @@ pub fn to_hour(value: &str, micros: i64) -> String {
     let days = seconds.div_euclid(86_400);
     let hour = seconds.rem_euclid(86_400) / 3600;
     let (year, month, day) = civil_from_days(days);
-    format!("{year:04}-{month:02}-{day:02}T{hour:02}:00:00Z")
+    let mut out = String::with_capacity(20);
+    let push = |out: &mut String, value: i64, width: usize| {
+        let mut digits = [b'0'; 4];
+        let mut rest = value;
+        for slot in digits[..width].iter_mut().rev() {
+            *slot = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        out.extend(digits[..width].iter().map(|&d| d as char));
+    };
+    push(&mut out, year, 4);
+    out.push('-');
+    push(&mut out, month as i64, 2);
+    out.push('-');
+    push(&mut out, day as i64, 2);
+    out.push('T');
+    push(&mut out, hour, 2);
+    out.push_str(":00:00Z");
+    out
 }
 
 #[cfg(test)]
@@ -259,5 +277,15 @@ mod tests {
             "2026-11-21T05:00:00Z"
         );
         assert_eq!(to_hour("2026-11-21T06:17:42Z", 0), "2026-11-21T06:00:00Z");
+        let micros = parse("1900-01-01T00:30:00+01:00").unwrap();
+        assert_eq!(
+            to_hour("1900-01-01T00:30:00+01:00", micros),
+            "1899-12-31T23:00:00Z"
+        );
+        let micros = parse("2999-12-31T23:30:00-01:00").unwrap();
+        assert_eq!(
+            to_hour("2999-12-31T23:30:00-01:00", micros),
+            "3000-01-01T00:00:00Z"
+        );
     }
 }
