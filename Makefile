@@ -35,7 +35,7 @@ integration: venv
 
 # The engine crate's own checks: formatting, lints as errors, its unit tests (pure Rust,
 # without the Python module).
-rust-check:
+rust-check: venv
 	cd engine && cargo fmt --check
 	cd engine && PYO3_PYTHON=$(CURDIR)/$(BIN)/python cargo clippy --locked --all-targets -- -D warnings
 	cd engine && cargo test --locked --no-default-features
