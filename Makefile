@@ -4,13 +4,18 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint typecheck unit integration demo bench bench-instructions bench-phases fuzz open-bugs clean
+.PHONY: venv test lint typecheck unit integration demo bench bench-instructions bench-phases fuzz \
+	open-bugs clean rust-check
 
 FUZZ_SECONDS ?= 300
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# The compiled engine (engine/, Rust) is built by `pip install -e .` (maturin): rebuild the
+# venv's copy whenever its sources change.
+ENGINE_SOURCES := engine/Cargo.toml engine/Cargo.lock $(wildcard engine/src/*.rs)
+
+$(STAMP): pyproject.toml $(ENGINE_SOURCES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
@@ -28,7 +33,14 @@ unit: venv
 integration: venv
 	$(BIN)/pytest tests/integration -q
 
-test: lint typecheck
+# The engine crate's own checks: formatting, lints as errors, its unit tests (pure Rust,
+# without the Python module).
+rust-check: venv
+	cd engine && cargo fmt --check
+	cd engine && PYO3_PYTHON=$(CURDIR)/$(BIN)/python cargo clippy --locked --all-targets -- -D warnings
+	cd engine && cargo test --locked --no-default-features
+
+test: lint typecheck rust-check
 	$(BIN)/pytest -q -n 2 -m "not open_bug"  # both cores: each xdist worker has its own broker
 
 # Tests that fail today because of known worker gaps (see the issue notes); not in make test.
@@ -36,11 +48,15 @@ open-bugs: venv
 	$(BIN)/pytest -q -m open_bug || [ $$? -eq 5 ]  # 5: no test has the mark
 
 # Coverage-guided fuzzing of the decoder and engine (atheris); prints executions and crashes.
+# Then the native engine against the Python one (any difference is a finding), as long.
 fuzz: venv
 	$(BIN)/python -m pip install --quiet atheris
 	mkdir -p .fuzz-corpus && cp -n fuzz/corpus/* .fuzz-corpus/
 	$(BIN)/python fuzz/fuzz_decoder.py -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 		.fuzz-corpus 2>&1 | grep -v '^INFO: Instrumenting'
+	mkdir -p .fuzz-corpus-native && cp -n fuzz/corpus/* .fuzz-corpus-native/
+	$(BIN)/python fuzz/fuzz_native.py -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+		.fuzz-corpus-native 2>&1 | grep -v '^INFO: Instrumenting'
 
 demo: venv
 	$(BIN)/cdrveil demo
@@ -59,7 +75,8 @@ bench-phases: venv
 	$(BIN)/python -m benchmarks.phases
 
 # The reliability evidence at full size (`make test` runs small versions in seconds):
-# hypothesis properties at 10,000 examples each, 200,000 records through kill -9 and SIGTERM
+# hypothesis properties at 10,000 examples each (the native engine's differential ones at
+# 100,000), 200,000 records through kill -9 and SIGTERM
 # restarts, 2,000 poison records among 100,000, the broker frozen and killed, dead-letter
 # writes refused. Prints the figures; exits 1 if a promise did not hold (soak/RELIABILITY.md).
 .PHONY: soak canary
@@ -68,6 +85,8 @@ SOAK_PROPERTIES := tests/unit/test_core_decode.py tests/unit/test_core_normalize
 
 soak: venv
 	PROPERTY_EXAMPLES=10000 $(BIN)/pytest -q $(SOAK_PROPERTIES) --hypothesis-show-statistics
+	PROPERTY_EXAMPLES=100000 $(BIN)/pytest -q tests/unit/test_native_engine.py \
+		--hypothesis-show-statistics
 	$(BIN)/python -m soak soak
 
 # 1,000 canary subscribers in every input form, looked for everywhere they must not be; the

@@ -7,6 +7,13 @@ the timed loop is exactly what a worker runs per record (decode, look up consent
 and warrants, apply the policy, pseudonymize, serialize). One Python thread, so
 one core.
 
+Both engines run in the same process on the same inputs: the Python engine (the
+reference, ``Engine.process`` record by record) and the native engine through the
+batch interface (``NativeBatchEngine.process_batch`` on batches of the worker's
+default size, the outputs as the ``Output`` objects the worker sends). Before timing,
+one pass of each computes a digest of every output (topic, key, value, headers, in
+order) and of every rejection: they must be identical.
+
     python -m benchmarks.core                 # 200,000 records
     python -m benchmarks.core --quick         # a small smoke run
     python -m benchmarks.core --json out.json
@@ -16,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import hashlib
 import os
 import platform
 import sys
@@ -29,14 +37,19 @@ import orjson
 
 from pipeline.core.consent import ConsentTable
 from pipeline.core.decode import Rejection
-from pipeline.core.engine import Engine
+from pipeline.core.engine import Engine, Output
 from pipeline.core.keys import Keyring, Pseudonymizer
+from pipeline.core.native import NativeBatchEngine
 from pipeline.core.normalize import MsisdnNormalizer
 from pipeline.core.policy import Policy
 from pipeline.core.warrants import WarrantIndex
 from pipeline.synth import Workload, consent_states, records, warrants
 
 TARGET_RECORDS_PER_SECOND = 100_000
+#: The native engine's target (issue 14): 250,000 input records/s on one core, <= 4 us each.
+NATIVE_TARGET_RECORDS_PER_SECOND = 250_000
+#: Records per process_batch call: the worker's default batch_max_records.
+BATCH_RECORDS = 2000
 
 
 @dataclass(frozen=True)
@@ -47,6 +60,7 @@ class CoreSetup:
     consent: ConsentTable
     warrants: WarrantIndex
     inputs: list[bytes]
+    native: NativeBatchEngine
 
 
 def setup(count: int, subscribers: int, seed: int = 1) -> CoreSetup:
@@ -63,13 +77,87 @@ def setup(count: int, subscribers: int, seed: int = 1) -> CoreSetup:
     inputs = [message.value for message in records(workload, count)]
     with tempfile.TemporaryDirectory() as folder:
         keyring = Keyring.init(Path(folder) / "bench.keyring.json")
-    engine = Engine.build(Policy.load(), Pseudonymizer(keyring))
-    return CoreSetup(engine, consent, index, inputs)
+    policy, pseudonymizer = Policy.load(), Pseudonymizer(keyring)
+    engine = Engine.build(policy, pseudonymizer)
+    native = NativeBatchEngine.build(policy, pseudonymizer)
+    for key, value in consent_states(workload):
+        native.consent.apply(key, value)
+    for warrant in warrants(workload):
+        native.warrants.apply(warrant.key, warrant.value)
+    return CoreSetup(engine, consent, index, inputs, native)
 
 
-def run(count: int, subscribers: int, seed: int = 1, repeat: int = 3) -> dict[str, Any]:
-    """Run the core benchmark and return its figures (best of ``repeat`` passes)."""
-    core = setup(count, subscribers, seed)
+def _digest_outputs(digest: Any, outputs: list[Output]) -> None:
+    for topic, key, value, headers in outputs:
+        digest.update(orjson.dumps([topic, key.hex() if key is not None else None]))
+        digest.update(value)
+        digest.update(orjson.dumps([[name, data.hex()] for name, data in headers]))
+
+
+def python_digest(core: CoreSetup) -> str:
+    """A digest of every output (in order), then every rejection, of the Python engine."""
+    digest, rejections = hashlib.sha256(), []
+    for index, raw in enumerate(core.inputs):
+        result = core.engine.process(raw, core.consent.get, core.warrants)
+        if isinstance(result, Rejection):
+            rejections.append([index, *result])
+        else:
+            _digest_outputs(digest, result)
+    digest.update(orjson.dumps(rejections))
+    return digest.hexdigest()
+
+
+def native_digest(core: CoreSetup, batch: int = BATCH_RECORDS) -> str:
+    """The same digest from the native engine, batch by batch."""
+    digest, rejections = hashlib.sha256(), []
+    for start in range(0, len(core.inputs), batch):
+        result = core.native.process_batch(core.inputs[start : start + batch])
+        _digest_outputs(digest, result.outputs)
+        rejections.extend([start + index, *rejection] for index, rejection in result.rejections)
+    digest.update(orjson.dumps(rejections))
+    return digest.hexdigest()
+
+
+def run_native(core: CoreSetup, repeat: int = 3, batch: int = BATCH_RECORDS) -> dict[str, Any]:
+    """Time the native engine through the batch interface (best of ``repeat`` passes)."""
+    inputs, count = core.inputs, len(core.inputs)
+    batches = [inputs[start : start + batch] for start in range(0, count, batch)]
+    process = core.native.process_batch
+    gc.collect()
+    gc.freeze()
+    passes = []
+    outputs = rejected = 0
+    for _ in range(repeat):
+        outputs = rejected = 0
+        wall, cpu = time.perf_counter(), time.process_time()
+        for values in batches:
+            result = process(values)
+            outputs += len(result.outputs)
+            rejected += len(result.rejections)
+            del result  # the worker hands the outputs on; they are freed once sent
+        passes.append((time.perf_counter() - wall, time.process_time() - cpu))
+    wall, cpu = min(passes, key=lambda p: p[1])
+    rate = count / cpu
+    return {
+        "engine": "native",
+        "records": count,
+        "batchRecords": batch,
+        "rejected": rejected,
+        "recordsPerSecond": round(rate),
+        "wallRecordsPerSecond": round(count / wall),
+        "microsecondsPerRecord": round(cpu / count * 1e6, 2),
+        "outputsPerRecord": round(outputs / count, 3),
+        "target": NATIVE_TARGET_RECORDS_PER_SECOND,
+        "meetsTarget": rate >= NATIVE_TARGET_RECORDS_PER_SECOND,
+    }
+
+
+def run(
+    count: int, subscribers: int, seed: int = 1, repeat: int = 3, core: CoreSetup | None = None
+) -> dict[str, Any]:
+    """Run the core benchmark of the Python engine and return its figures (best of
+    ``repeat`` passes)."""
+    core = core or setup(count, subscribers, seed)
     inputs, index = core.inputs, core.warrants
     process, lookup = core.engine.process, core.consent.get
     # The worker freezes long-lived tables out of the collector's way; so do we.
@@ -119,22 +207,42 @@ def main(argv: list[str] | None = None) -> int:
         "--subscribers", type=int, default=100_000, help="subscribers (default 100,000)"
     )
     parser.add_argument("--quick", action="store_true", help="small smoke run (5,000 records)")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=BATCH_RECORDS,
+        help=f"records per native process_batch call (default {BATCH_RECORDS:,})",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
     count, subscribers, repeat = args.records, args.subscribers, 3
     if args.quick:
         count, subscribers, repeat = 5_000, 5_000, 1
-    result = run(count, subscribers, repeat=repeat)
+    core = setup(count, subscribers)
+    reference, native_check = python_digest(core), native_digest(core)
+    identical = reference == native_check
     print(
-        f"core: {result['recordsPerSecond']:,} records/s on one core (CPU time), "
-        f"{result['microsecondsPerRecord']} us/record, "
-        f"{result['outputsPerRecord']} outputs/record, "
-        f"{result['rejected']} rejected; target {TARGET_RECORDS_PER_SECOND:,}/s: "
-        f"{'met' if result['meetsTarget'] else 'NOT met'}"
+        f"check: {count:,} records through both engines, outputs and rejections "
+        f"{'identical' if identical else 'DIFFER'} (sha256 {reference[:16]})"
     )
+    native = run_native(core, repeat=repeat, batch=args.batch)
+    result = run(count, subscribers, repeat=repeat, core=core)
+    for name, figures, target in (
+        ("native", native, NATIVE_TARGET_RECORDS_PER_SECOND),
+        ("python", result, TARGET_RECORDS_PER_SECOND),
+    ):
+        print(
+            f"{name}: {figures['recordsPerSecond']:,} records/s on one core (CPU time), "
+            f"{figures['microsecondsPerRecord']} us/record, "
+            f"{figures['outputsPerRecord']} outputs/record, "
+            f"{figures['rejected']} rejected; target {target:,}/s: "
+            f"{'met' if figures['meetsTarget'] else 'NOT met'}"
+        )
+    print(f"native/python: {native['recordsPerSecond'] / result['recordsPerSecond']:.1f}x")
     if args.json:
-        args.json.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
-    return 0
+        document = {**result, "native": native, "identicalOutputs": identical}
+        args.json.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
+    return 0 if identical else 1
 
 
 if __name__ == "__main__":

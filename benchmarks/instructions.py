@@ -5,7 +5,9 @@ improvement. ``valgrind --tool=callgrind`` counts executed instructions instead:
 program and inputs give the same count whatever else the machine does. This runs the core
 workload (10,000 subscribers, 4,000 records, default policy) under callgrind twice, with 0
 and with ``--passes`` timed passes after a warm-up pass, and divides the difference by the
-records processed, so start-up and workload generation cancel out.
+records processed, so start-up and workload generation cancel out. Both engines are
+counted: the Python engine record by record, the native one through ``process_batch`` in
+batches of the worker's default size (outputs built as the worker receives them).
 
     python -m benchmarks.instructions            # ~1 minute
     python -m benchmarks.instructions --passes 4
@@ -28,26 +30,37 @@ RECORDS = 4_000
 _COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
 
 
-def workload_passes(passes: int, cold: bool = False) -> None:
+ENGINES = ("native", "python")
+
+
+def workload_passes(passes: int, cold: bool = False, engine: str = "python") -> None:
     """Build the engine and workload, warm every cache once (unless ``cold``), then run
     ``passes`` passes."""
-    from benchmarks.core import setup
+    from benchmarks.core import BATCH_RECORDS, setup
 
     core = setup(RECORDS, SUBSCRIBERS)
     inputs, index = core.inputs, core.warrants
     process, lookup = core.engine.process, core.consent.get
+    batches = [inputs[start : start + BATCH_RECORDS] for start in range(0, RECORDS, BATCH_RECORDS)]
+
+    def one_pass() -> None:
+        if engine == "native":
+            for values in batches:
+                core.native.process_batch(values)
+        else:
+            for raw in inputs:
+                process(raw, lookup, index)
+
     if not cold:
-        for raw in inputs:
-            process(raw, lookup, index)
+        one_pass()
     gc.collect()
     gc.freeze()
     gc.disable()  # a collection would land in one run and not the other
     for _ in range(passes):
-        for raw in inputs:
-            process(raw, lookup, index)
+        one_pass()
 
 
-def count(valgrind: str, passes: int, cold: bool) -> int:
+def count(valgrind: str, passes: int, cold: bool, engine: str = "python") -> int:
     """Instructions of a whole child process running ``passes`` passes."""
     result = subprocess.run(  # noqa: S603 - fixed argv
         [
@@ -59,6 +72,8 @@ def count(valgrind: str, passes: int, cold: bool) -> int:
             "benchmarks.instructions",
             "--child",
             str(passes),
+            "--engine",
+            engine,
             *(["--cold"] if cold else []),
         ],
         capture_output=True,
@@ -83,10 +98,13 @@ def main(argv: list[str] | None = None) -> int:
         help="one pass with empty caches, as a fresh worker meets its subscribers "
         "(default: warm caches, as the core benchmark)",
     )
+    parser.add_argument(
+        "--engine", choices=[*ENGINES, "both"], default="both", help="which engine (both)"
+    )
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child is not None:
-        workload_passes(args.child, args.cold)
+        workload_passes(args.child, args.cold, args.engine)
         return 0
     valgrind = shutil.which("valgrind")
     if valgrind is None:
@@ -95,12 +113,14 @@ def main(argv: list[str] | None = None) -> int:
     passes = 1 if args.cold else args.passes
     caches = "empty" if args.cold else "warm"
     print(f"counting under callgrind: {RECORDS:,} records x {passes} passes, {caches} caches")
-    base, loaded = count(valgrind, 0, args.cold), count(valgrind, passes, args.cold)
-    per_record = (loaded - base) / (RECORDS * passes)
-    print(
-        f"engine: {per_record:,.0f} instructions per record "
-        f"(default policy, standard workload, {caches} caches)"
-    )
+    for engine in ENGINES if args.engine == "both" else (args.engine,):
+        base = count(valgrind, 0, args.cold, engine)
+        loaded = count(valgrind, passes, args.cold, engine)
+        per_record = (loaded - base) / (RECORDS * passes)
+        print(
+            f"{engine}: {per_record:,.0f} instructions per record "
+            f"(default policy, standard workload, {caches} caches)"
+        )
     return 0
 
 

@@ -50,8 +50,6 @@ def isolated_settings(bootstrap_servers: str, tag: str, **changes: Any) -> Setti
         "partitions": 4,
         "session_timeout_ms": 2000,
         "web_port": 0,
-        # The reference engine until the native one is merged (issue 14); then the default.
-        "engine": "python",
     }
     return Settings.from_env({}, bootstrap_servers=bootstrap_servers, **(values | changes))
 

@@ -242,8 +242,6 @@ async def run_demo(config: DemoConfig) -> int:
                 keyring,
                 CDRVEIL_BOOTSTRAP_SERVERS=broker.bootstrap_servers,
                 CDRVEIL_WEB_PORT=str(free_port()),
-                # The reference engine until the native one is merged (issue 14).
-                CDRVEIL_ENGINE="python",
             )
             worker = WorkerProcess.start(env, log_path)
             try:

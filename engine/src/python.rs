@@ -1,0 +1,561 @@
+//! The extension module `pipeline._engine`: the engine and its two tables as Python classes.
+
+use std::sync::{Arc, RwLock};
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple, PyType};
+use zeroize::Zeroizing;
+
+use crate::decode::{Catalog, Decoder, Kind, Owner};
+use crate::engine::{Action, BatchOutputs, Engine, FieldRule, RoutePlan, Target};
+use crate::normalize::Numbering;
+use crate::pseudonym::Pseudonymizer;
+use crate::tables::{ConsentTable, Purposes, WarrantIndex};
+use crate::time::Dialect;
+
+fn item<'py, T>(plan: &Bound<'py, PyDict>, name: &str) -> PyResult<T>
+where
+    T: for<'a> FromPyObject<'a, 'py>,
+    for<'a> <T as FromPyObject<'a, 'py>>::Error: Into<PyErr>,
+{
+    match plan.get_item(name)? {
+        Some(value) => value.extract::<T>().map_err(Into::into),
+        None => Err(PyValueError::new_err(format!(
+            "the engine plan has no '{name}'"
+        ))),
+    }
+}
+
+struct Settings {
+    numbering: Numbering,
+    dialect: Dialect,
+    purposes: Purposes,
+}
+
+fn settings(plan: &Bound<'_, PyDict>) -> PyResult<Settings> {
+    let (lower_t, lower_z, wide_offset_minutes): (bool, bool, bool) = item(plan, "dialect")?;
+    let purposes: Vec<String> = item(plan, "purposes")?;
+    if purposes.len() > 64 {
+        return Err(PyValueError::new_err(
+            "the native engine takes at most 64 purposes",
+        ));
+    }
+    Ok(Settings {
+        numbering: Numbering {
+            country_code: item(plan, "country_code")?,
+            trunk_prefix: item(plan, "trunk_prefix")?,
+            international_prefix: item(plan, "international_prefix")?,
+        },
+        dialect: Dialect {
+            lower_t,
+            lower_z,
+            wide_offset_minutes,
+        },
+        purposes: Purposes { names: purposes },
+    })
+}
+
+fn bytes_arg<'a>(value: &'a Option<Bound<'_, PyAny>>) -> PyResult<Option<&'a [u8]>> {
+    match value {
+        None => Ok(None),
+        Some(v) if v.is_none() => Ok(None),
+        Some(v) => match v.cast::<PyBytes>() {
+            Ok(b) => Ok(Some(b.as_bytes())),
+            Err(_) => Err(PyTypeError::new_err(
+                "keys and values must be bytes or None",
+            )),
+        },
+    }
+}
+
+/// The consent table (`consent.state`), in native memory.
+#[pyclass(module = "pipeline._engine", name = "ConsentTable", frozen)]
+pub struct PyConsentTable {
+    inner: Arc<RwLock<ConsentTable>>,
+}
+
+#[pymethods]
+impl PyConsentTable {
+    /// Apply one message; `(code, message)` if it was not accepted, else `None`.
+    #[pyo3(signature = (key, value))]
+    fn apply(
+        &self,
+        key: Option<Bound<'_, PyAny>>,
+        value: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Option<(&'static str, String)>> {
+        let (key, value) = (bytes_arg(&key)?, bytes_arg(&value)?);
+        let mut table = self
+            .inner
+            .write()
+            .map_err(|_| PyValueError::new_err("table poisoned"))?;
+        Ok(table.apply(key, value))
+    }
+
+    fn __len__(&self) -> PyResult<usize> {
+        Ok(self
+            .inner
+            .read()
+            .map_err(|_| PyValueError::new_err("table poisoned"))?
+            .len())
+    }
+
+    /// The version and granted purposes (of those the routes ask about) of one subscriber.
+    fn get(&self, msisdn: &str) -> PyResult<Option<(u64, Vec<String>)>> {
+        let table = self
+            .inner
+            .read()
+            .map_err(|_| PyValueError::new_err("table poisoned"))?;
+        let Some(digits) = crate::normalize::Digits::new(msisdn.as_bytes()) else {
+            return Ok(None);
+        };
+        Ok(table
+            .get(&digits)
+            .map(|state| (state.version, table.granted_names(state.granted))))
+    }
+
+    fn __repr__(&self) -> String {
+        "ConsentTable(native)".to_owned()
+    }
+}
+
+/// The warrant index (`li.warrants`), in native memory.
+#[pyclass(module = "pipeline._engine", name = "WarrantIndex", frozen)]
+pub struct PyWarrantIndex {
+    inner: Arc<RwLock<WarrantIndex>>,
+}
+
+#[pymethods]
+impl PyWarrantIndex {
+    /// Apply one message; `(code, message)` if it was not accepted, else `None`.
+    #[pyo3(signature = (key, value))]
+    fn apply(
+        &self,
+        key: Option<Bound<'_, PyAny>>,
+        value: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Option<(&'static str, String)>> {
+        let (key, value) = (bytes_arg(&key)?, bytes_arg(&value)?);
+        let mut index = self
+            .inner
+            .write()
+            .map_err(|_| PyValueError::new_err("index poisoned"))?;
+        Ok(index.apply(key, value))
+    }
+
+    fn __len__(&self) -> PyResult<usize> {
+        Ok(self
+            .inner
+            .read()
+            .map_err(|_| PyValueError::new_err("index poisoned"))?
+            .len())
+    }
+
+    /// Whether any warrant is registered.
+    #[getter]
+    fn active(&self) -> PyResult<bool> {
+        Ok(self
+            .inner
+            .read()
+            .map_err(|_| PyValueError::new_err("index poisoned"))?
+            .active())
+    }
+
+    fn __repr__(&self) -> String {
+        "WarrantIndex(native)".to_owned()
+    }
+}
+
+struct RouteObjects {
+    topic: Py<PyString>,
+    headers: Vec<Py<PyTuple>>,
+}
+
+/// The record engine. Built from a plan and the derived keys (see `pipeline/core/native.py`).
+#[pyclass(module = "pipeline._engine", name = "Engine")]
+pub struct PyEngine {
+    engine: Engine,
+    consent: Arc<RwLock<ConsentTable>>,
+    warrants: Arc<RwLock<WarrantIndex>>,
+    consent_table: Py<PyConsentTable>,
+    warrant_index: Py<PyWarrantIndex>,
+    intercepts: Vec<RouteObjects>,
+    routes: Vec<RouteObjects>,
+    output_type: Py<PyType>,
+    record_id_name: Py<PyString>,
+    version_name: Py<PyString>,
+    liid_name: Py<PyString>,
+    no_version: Py<PyBytes>,
+}
+
+fn route_objects(py: Python<'_>, topic: String, headers: Headers) -> PyResult<RouteObjects> {
+    let mut tuples = Vec::with_capacity(headers.len());
+    for (name, value) in headers {
+        let tuple = PyTuple::new(
+            py,
+            [
+                PyString::intern(py, &name).into_any(),
+                PyBytes::new(py, &value).into_any(),
+            ],
+        )?;
+        tuples.push(tuple.unbind());
+    }
+    Ok(RouteObjects {
+        topic: PyString::intern(py, &topic).unbind(),
+        headers: tuples,
+    })
+}
+
+fn owner(name: &str) -> PyResult<Owner> {
+    match name {
+        "served" => Ok(Owner::Served),
+        "number" => Ok(Owner::Number),
+        "none" => Ok(Owner::Nobody),
+        _ => Err(PyValueError::new_err(format!(
+            "unknown field owner '{name}'"
+        ))),
+    }
+}
+
+type FieldSpec = (String, String, String, u8);
+type Headers = Vec<(String, Vec<u8>)>;
+
+#[pymethods]
+impl PyEngine {
+    #[new]
+    fn new(
+        py: Python<'_>,
+        plan: &Bound<'_, PyDict>,
+        keys: &Bound<'_, PyList>,
+        output_type: Bound<'_, PyType>,
+    ) -> PyResult<Self> {
+        let settings = settings(plan)?;
+        let raw_catalog: Vec<(String, String, String)> = item(plan, "catalog")?;
+        let mut fields = Vec::with_capacity(raw_catalog.len());
+        for (name, kind, who) in raw_catalog {
+            let kind = Kind::from_name(&kind)
+                .ok_or_else(|| PyValueError::new_err(format!("unknown field kind '{kind}'")))?;
+            fields.push((name, kind, owner(&who)?));
+        }
+        let catalog = Catalog::new(
+            fields,
+            item(plan, "voice_types")?,
+            item(plan, "sms_types")?,
+            item(plan, "mo_types")?,
+        )
+        .map_err(PyValueError::new_err)?;
+        let matched: Vec<String> = item(plan, "matched_numbers")?;
+        let matched_numbers = catalog
+            .fields
+            .iter()
+            .map(|f| matched.contains(&f.name))
+            .collect();
+        let max_bytes: usize = item(plan, "max_bytes")?;
+        let mut pseudonymizers = Vec::with_capacity(keys.len());
+        for key in keys.iter() {
+            let key = key
+                .cast::<PyBytes>()
+                .map_err(|_| PyTypeError::new_err("derived keys must be bytes"))?;
+            let secret = Zeroizing::new(key.as_bytes().to_vec());
+            pseudonymizers.push(Pseudonymizer::new(&secret));
+        }
+        let key_id: String = item(plan, "key_id")?;
+        let mut key_prefix = key_id.into_bytes();
+        key_prefix.push(b':');
+
+        let mut intercepts = Vec::new();
+        let raw_intercepts: Vec<(String, Headers)> = item(plan, "intercepts")?;
+        for (topic, headers) in raw_intercepts {
+            intercepts.push(route_objects(py, topic, headers)?);
+        }
+        let mut plans = Vec::new();
+        let mut routes = Vec::new();
+        let raw_routes: Vec<Bound<'_, PyDict>> = item(plan, "routes")?;
+        for route in raw_routes {
+            let purpose: String = item(&route, "purpose")?;
+            let purpose_bit = settings.purposes.bit(&purpose).ok_or_else(|| {
+                PyValueError::new_err("a route's purpose is missing from the plan's purposes")
+            })?;
+            let mut rules = vec![None; catalog.fields.len()];
+            let specs: Vec<FieldSpec> = item(&route, "fields")?;
+            for (name, consented, otherwise, digits) in specs {
+                let id = catalog
+                    .id(&name)
+                    .ok_or_else(|| PyValueError::new_err(format!("unknown field '{name}'")))?;
+                let action = |text: &str| {
+                    Action::from_name(text, digits)
+                        .ok_or_else(|| PyValueError::new_err(format!("unknown action '{text}'")))
+                };
+                rules[id as usize] = Some(FieldRule {
+                    consented: action(&consented)?,
+                    otherwise: action(&otherwise)?,
+                });
+            }
+            let slots: (usize, usize, usize) = item(&route, "keys")?;
+            if [slots.0, slots.1, slots.2]
+                .iter()
+                .any(|&s| s >= pseudonymizers.len())
+            {
+                return Err(PyValueError::new_err(
+                    "a route names a key the plan does not hold",
+                ));
+            }
+            let mut purpose_json = Vec::new();
+            crate::json::write_str(&mut purpose_json, &purpose);
+            plans.push(RoutePlan {
+                analytics: item(&route, "analytics")?,
+                billable_only: item(&route, "billable_only")?,
+                requires_consent: item(&route, "requires_consent")?,
+                purpose_json,
+                purpose_bit,
+                rules,
+                pseudonymizers: [slots.0, slots.1, slots.2],
+            });
+            routes.push(route_objects(
+                py,
+                item(&route, "topic")?,
+                item(&route, "headers")?,
+            )?);
+        }
+        let decoder = Decoder {
+            catalog,
+            numbering: settings.numbering.clone(),
+            dialect: settings.dialect,
+            max_bytes,
+        };
+        let engine = Engine {
+            decoder,
+            key_prefix,
+            home_networks: item(plan, "home_networks")?,
+            intercept_routes: intercepts.len(),
+            plans,
+            pseudonymizers,
+            matched_numbers,
+        };
+        let consent = Arc::new(RwLock::new(ConsentTable::new(
+            settings.numbering.clone(),
+            settings.dialect,
+            settings.purposes.clone(),
+        )));
+        let warrants = Arc::new(RwLock::new(WarrantIndex::new(
+            settings.numbering,
+            settings.dialect,
+        )));
+        Ok(PyEngine {
+            engine,
+            consent_table: Py::new(
+                py,
+                PyConsentTable {
+                    inner: consent.clone(),
+                },
+            )?,
+            warrant_index: Py::new(
+                py,
+                PyWarrantIndex {
+                    inner: warrants.clone(),
+                },
+            )?,
+            consent,
+            warrants,
+            intercepts,
+            routes,
+            output_type: output_type.unbind(),
+            record_id_name: PyString::intern(py, "cdrveil.record-id").unbind(),
+            version_name: PyString::intern(py, "cdrveil.consent-version").unbind(),
+            liid_name: PyString::intern(py, "cdrveil.liid").unbind(),
+            no_version: PyBytes::new(py, b"none").unbind(),
+        })
+    }
+
+    /// The consent table this engine reads.
+    #[getter]
+    fn consent(&self, py: Python<'_>) -> Py<PyConsentTable> {
+        self.consent_table.clone_ref(py)
+    }
+
+    /// The warrant index this engine reads.
+    #[getter]
+    fn warrants(&self, py: Python<'_>) -> Py<PyWarrantIndex> {
+        self.warrant_index.clone_ref(py)
+    }
+
+    /// Process a batch of message values (`bytes` or `None`) with the GIL released.
+    ///
+    /// Returns `(outputs, rejections)`: outputs as instances of the output type, in input
+    /// order; rejections as `(index, code, message, field)`.
+    fn process_batch<'py>(
+        &mut self,
+        py: Python<'py>,
+        values: &Bound<'py, PyAny>,
+    ) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>)> {
+        let mut held: Vec<Option<Bound<'py, PyBytes>>> = Vec::new();
+        for value in values.try_iter()? {
+            let value = value?;
+            if value.is_none() {
+                held.push(None);
+            } else {
+                let bytes = value
+                    .cast_into::<PyBytes>()
+                    .map_err(|_| PyTypeError::new_err("message values must be bytes or None"))?;
+                held.push(Some(bytes));
+            }
+        }
+        let slices: Vec<Option<&[u8]>> = held
+            .iter()
+            .map(|v| v.as_ref().map(|b| b.as_bytes()))
+            .collect();
+        let engine = &mut self.engine;
+        let (consent, warrants) = (&self.consent, &self.warrants);
+        let batch = py.detach(|| -> Result<BatchOutputs, &'static str> {
+            let consent = consent.read().map_err(|_| "consent table poisoned")?;
+            let warrants = warrants.read().map_err(|_| "warrant index poisoned")?;
+            Ok(engine.process_batch(&slices, &consent, &warrants))
+        });
+        let batch = batch.map_err(PyValueError::new_err)?;
+        self.to_python(py, &batch)
+    }
+
+    /// The native work of `process_batch` alone, without building the Python outputs:
+    /// `(outputs, rejections, output bytes)`. For the benchmark's cost breakdown.
+    fn measure_batch(
+        &mut self,
+        py: Python<'_>,
+        values: &Bound<'_, PyList>,
+    ) -> PyResult<(usize, usize, usize)> {
+        let held: Vec<Bound<'_, PyBytes>> = values
+            .iter()
+            .map(|v| v.cast_into::<PyBytes>())
+            .collect::<Result<_, _>>()
+            .map_err(|_| PyTypeError::new_err("message values must be bytes"))?;
+        let slices: Vec<Option<&[u8]>> = held.iter().map(|b| Some(b.as_bytes())).collect();
+        let engine = &mut self.engine;
+        let (consent, warrants) = (&self.consent, &self.warrants);
+        let batch = py.detach(|| -> Result<BatchOutputs, &'static str> {
+            let consent = consent.read().map_err(|_| "consent table poisoned")?;
+            let warrants = warrants.read().map_err(|_| "warrant index poisoned")?;
+            Ok(engine.process_batch(&slices, &consent, &warrants))
+        });
+        let batch = batch.map_err(PyValueError::new_err)?;
+        Ok((
+            batch.outputs.len(),
+            batch.rejections.len(),
+            batch.data.len(),
+        ))
+    }
+
+    fn __repr__(&self) -> String {
+        format!("{:?}", self.engine)
+    }
+}
+
+fn untrack(tuple: &Bound<'_, PyTuple>) {
+    // SAFETY: the tuple is a live, tracked object whose items are a str and a bytes.
+    unsafe { ffi::PyObject_GC_UnTrack(tuple.as_ptr().cast()) }
+}
+
+impl PyEngine {
+    fn output<'py>(
+        &self,
+        py: Python<'py>,
+        items: [Bound<'py, PyAny>; 4],
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let tp = self.output_type.bind(py).as_type_ptr();
+        // SAFETY: what CPython's tuple_subtype_new does: allocate an instance of the tuple
+        // subclass (Output, a NamedTuple without __dict__) with room for 4 items and fill
+        // every slot with a new reference before the object is used.
+        unsafe {
+            let alloc = (*tp).tp_alloc.unwrap_or(ffi::PyType_GenericAlloc);
+            let obj = alloc(tp, 4);
+            if obj.is_null() {
+                return Err(PyErr::fetch(py));
+            }
+            for (i, value) in items.into_iter().enumerate() {
+                ffi::PyTuple_SET_ITEM(obj, i as ffi::Py_ssize_t, value.into_ptr());
+            }
+            Ok(Bound::from_owned_ptr(py, obj))
+        }
+    }
+
+    fn to_python<'py>(
+        &self,
+        py: Python<'py>,
+        batch: &BatchOutputs,
+    ) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>)> {
+        let mut outputs: Vec<Bound<'py, PyAny>> = Vec::with_capacity(batch.outputs.len());
+        let data = &batch.data;
+        for record in &batch.records {
+            if record.outputs.is_empty() {
+                continue;
+            }
+            let record_id = PyTuple::new(
+                py,
+                [
+                    self.record_id_name.bind(py).clone().into_any(),
+                    PyBytes::new(py, &data[record.record_id.clone()]).into_any(),
+                ],
+            )?;
+            let version_bytes = match record.consent_version {
+                Some(version) => PyBytes::new(py, version.to_string().as_bytes()),
+                None => self.no_version.bind(py).clone(),
+            };
+            let version = PyTuple::new(
+                py,
+                [
+                    self.version_name.bind(py).clone().into_any(),
+                    version_bytes.into_any(),
+                ],
+            )?;
+            // Tuples of a str and a bytes can hold no reference cycle: keep them out of the
+            // collector's way, as CPython itself does for such tuples at the next collection.
+            untrack(&record_id);
+            untrack(&version);
+            for output in &batch.outputs[record.outputs.clone()] {
+                let (objects, liid) = match &output.target {
+                    Target::Intercept { route, liid } => (&self.intercepts[*route], Some(liid)),
+                    Target::Plan(index) => (&self.routes[*index], None),
+                };
+                let mut headers: Vec<Bound<'py, PyTuple>> =
+                    Vec::with_capacity(objects.headers.len() + 3);
+                headers.extend(objects.headers.iter().map(|h| h.bind(py).clone()));
+                headers.push(record_id.clone());
+                headers.push(version.clone());
+                if let Some(liid) = liid {
+                    headers.push(PyTuple::new(
+                        py,
+                        [
+                            self.liid_name.bind(py).clone().into_any(),
+                            PyBytes::new(py, liid.as_bytes()).into_any(),
+                        ],
+                    )?);
+                }
+                let key = match &output.key {
+                    Some(range) => PyBytes::new(py, &data[range.clone()]).into_any(),
+                    None => py.None().into_bound(py),
+                };
+                let value = PyBytes::new(py, &data[output.value.clone()]).into_any();
+                let topic = objects.topic.bind(py).clone().into_any();
+                let headers = PyList::new(py, headers)?.into_any();
+                outputs.push(self.output(py, [topic, key, value, headers])?);
+            }
+        }
+        let mut rejections = Vec::with_capacity(batch.rejections.len());
+        for (index, rejection) in &batch.rejections {
+            let entry = (
+                *index,
+                rejection.code,
+                rejection.message.as_str(),
+                rejection.field.as_deref(),
+            );
+            rejections.push(entry.into_pyobject(py)?);
+        }
+        Ok((PyList::new(py, outputs)?, PyList::new(py, rejections)?))
+    }
+}
+
+#[pymodule]
+fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyEngine>()?;
+    m.add_class::<PyConsentTable>()?;
+    m.add_class::<PyWarrantIndex>()?;
+    Ok(())
+}
