@@ -16,7 +16,19 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from core_fixtures import (
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pipeline.core.batch import BatchResult
+from pipeline.core.consent import ConsentTable
+from pipeline.core.decode import Rejection
+from pipeline.core.engine import Engine, Output
+from pipeline.core.fields import FIELDS, Kind, Owner
+from pipeline.core.keys import Pseudonymizer
+from pipeline.core.native import NativeBatchEngine, build_plan
+from pipeline.core.policy import Policy
+from pipeline.core.warrants import WarrantIndex
+from tests.support.core import (
     IMEI_POOL,
     IMSI_POOL,
     NUMBER_FORMS,
@@ -37,20 +49,8 @@ from core_fixtures import (
     render_number,
     warrant_value,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from test_core_decode import FIELD_NAMES, field_values, json_values, record_like
-
-from pipeline.core.batch import BatchResult
-from pipeline.core.consent import ConsentTable
-from pipeline.core.decode import Rejection
-from pipeline.core.engine import Engine, Output
-from pipeline.core.fields import FIELDS, Kind, Owner
-from pipeline.core.keys import Pseudonymizer
-from pipeline.core.native import NativeBatchEngine, build_plan
-from pipeline.core.policy import Policy
-from pipeline.core.warrants import WarrantIndex
-from tests.properties import EXAMPLES
+from tests.support.properties import EXAMPLES
+from tests.support.strategies import FIELD_NAMES, field_values, json_values, record_like
 
 PROPERTY = settings(
     max_examples=EXAMPLES,
