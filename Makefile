@@ -69,5 +69,17 @@ soak: venv
 canary: venv
 	$(BIN)/python -m soak canary
 
+# Apache Kafka's jars (kafka/pom.xml, exact versions) with Maven, once; offline afterwards.
+KAFKA_LIBS := .kafka/libs
+KAFKA_STAMP := $(KAFKA_LIBS)/.copied
+.PHONY: kafka-libs
+kafka-libs: $(KAFKA_STAMP)
+
+$(KAFKA_STAMP): kafka/pom.xml
+	rm -rf $(KAFKA_LIBS)
+	mvn -q -B -f kafka/pom.xml dependency:copy-dependencies -DincludeScope=runtime \
+		-DoutputDirectory=$(CURDIR)/$(KAFKA_LIBS)
+	touch $@
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
