@@ -299,6 +299,12 @@ async def scan(
         fetch_max_wait_ms=50,
         fetch_max_bytes=64 << 20,
         max_partition_fetch_bytes=8 << 20,
+        # Exactly-once outputs count only as committed; aborted attempts are not outputs.
+        isolation_level=(
+            "read_committed"
+            if settings.processing_guarantee == "exactly_once"
+            else "read_uncommitted"
+        ),
     )
     await consumer.start()
     seen = 0
@@ -317,6 +323,10 @@ async def scan(
                         seen += 1
                 if messages and messages[-1].offset + 1 >= end:
                     remaining.pop(tp, None)
+            for tp in list(remaining):
+                # Past the last record without one to show: transaction markers at the end.
+                if await consumer.position(tp) >= wanted[tp]:
+                    remaining.pop(tp)
             if time.monotonic() > deadline:
                 raise TimeoutError(f"reading {len(topics)} topics took over {max_wait} s")
     finally:

@@ -109,6 +109,27 @@ def _topics(args: argparse.Namespace) -> int:
     return 0
 
 
+def _acls(args: argparse.Namespace) -> int:
+    from pipeline.core.policy import Policy
+    from pipeline.shell.acls import acl_rules, apply_acls
+
+    settings = _settings(args, policy_path=args.policy, group_id=args.group_id)
+    policy = Policy.load(settings.policy_path)
+    rules = acl_rules(policy, settings, args.worker_principal, args.topics_principal)
+    if not args.apply:
+        for rule in rules:
+            print(rule)
+        print(f"{len(rules)} ACLs (`--apply` creates the missing ones)")
+        return 0
+    report = asyncio.run(apply_acls(settings, rules))
+    for rule in report.created:
+        print(f"created  {rule}")
+    for rule in report.existing:
+        print(f"exists   {rule}")
+    print(f"{len(report.created)} created, {len(report.existing)} already existed")
+    return 0
+
+
 def _generate(args: argparse.Namespace) -> int:
     from pipeline.synth import Workload
     from pipeline.tools.generate import publish, write_file
@@ -345,6 +366,35 @@ def add_commands(commands: Subparsers) -> None:
     create.add_argument("--policy", type=Path, help="policy file (env CDRVEIL_POLICY_PATH)")
     _connection_args(create)
     create.set_defaults(handler=_topics)
+
+    from pipeline.shell.acls import TOPICS_PRINCIPAL, WORKER_PRINCIPAL
+
+    acls = commands.add_parser(
+        "acls",
+        help="print the Kafka ACLs generated from the policy; --apply creates them",
+        description="The ALLOW rules a broker that denies by default needs: each route's "
+        "principals (policy 'principals') read the route's topic and commit in groups named "
+        "after themselves; the worker reads the inputs and state topics, writes every route "
+        "and the dead-letter topic, commits in its group (and, with "
+        "CDRVEIL_PROCESSING_GUARANTEE=exactly_once, uses transactional ids starting with its "
+        "group id); the topic job creates and describes the topics. --apply creates the "
+        "missing rules as the connecting user (idempotent) and removes none.",
+    )
+    acls.add_argument("--apply", action="store_true", help="create the missing ACLs")
+    acls.add_argument("--policy", type=Path, help="policy file (env CDRVEIL_POLICY_PATH)")
+    acls.add_argument("--group-id", help="the workers' group (env CDRVEIL_GROUP_ID, cdrveil)")
+    acls.add_argument(
+        "--worker-principal",
+        default=WORKER_PRINCIPAL,
+        help=f"the workers' Kafka principal ({WORKER_PRINCIPAL})",
+    )
+    acls.add_argument(
+        "--topics-principal",
+        default=TOPICS_PRINCIPAL,
+        help=f"the principal of `cdrveil topics create` ({TOPICS_PRINCIPAL})",
+    )
+    _connection_args(acls)
+    acls.set_defaults(handler=_acls)
 
     generate = commands.add_parser(
         "generate",

@@ -286,6 +286,10 @@ class KafkaCluster:
             "offsets.topic.num.partitions": "8",
             "transaction.state.log.num.partitions": "8",
             "group.initial.rebalance.delay.ms": "0",
+            # Tests and demos run workers with short sessions (2 s) to restart them quickly.
+            "group.min.session.timeout.ms": "1000",
+            # A killed producer's open transaction is aborted within a second of its timeout.
+            "transaction.abort.timed.out.transaction.cleanup.interval.ms": "1000",
             "num.network.threads": "2",
             "num.io.threads": "4",
             "log.cleaner.threads": "1",

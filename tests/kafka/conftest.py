@@ -1,0 +1,63 @@
+"""Apache Kafka fixtures: one three-node cluster (KRaft, SASL_SSL with SCRAM, ACLs enforced)
+for the whole session, stopped whatever happens to the tests.
+
+The tests here cover what the embedded broker cannot: transactions, ACLs, TLS, topic
+configuration and broker failures. Each test has topics and a group of its own. The
+PLAINTEXT listener is the cluster's administration channel (a super user); clients whose
+rights are under test connect over SASL_SSL as SCRAM users.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from pipeline.core.policy import Policy
+from pipeline.settings import Settings
+from pipeline.shell.acls import TOPICS_PRINCIPAL, WORKER_PRINCIPAL
+from pipeline.shell.kafka_cluster import KafkaCluster
+from soak.harness import isolated_settings
+
+POLICY = Policy.load(None)
+
+
+def principals() -> list[str]:
+    """Every principal the default policy and the deployment name (``User:`` dropped)."""
+    named = [p for route in POLICY.routes.values() for p in route.principals]
+    named += [*POLICY.dead_letter_principals, WORKER_PRINCIPAL, TOPICS_PRINCIPAL]
+    return [p.removeprefix("User:") for p in dict.fromkeys(named)]
+
+
+@pytest.fixture(scope="session")
+def kafka() -> Iterator[KafkaCluster]:
+    """Three Apache Kafka nodes with SCRAM users for every principal, ACLs enforced."""
+    users = {name: secrets.token_urlsafe(16) for name in principals()}
+    with KafkaCluster(3, tls=True, authorizer=True, users=users) as cluster:
+        yield cluster
+    assert not cluster.nodes
+
+
+def kafka_settings(cluster: KafkaCluster, tag: str, **changes: Any) -> Settings:
+    """Settings of one test (topics and group of its own) on the admin channel, with the
+    cluster's replication (3: a write needs 2 in-sync replicas)."""
+    values: dict[str, Any] = {"replication_factor": cluster.replication_factor}
+    return isolated_settings(cluster.bootstrap_servers, tag, **(values | changes))
+
+
+def as_user(settings: Settings, cluster: KafkaCluster, user: str, **changes: Any) -> Settings:
+    """The same settings, connecting as SCRAM ``user`` over TLS."""
+    return settings.replace(**(cluster.sasl_settings(user) | changes)).replace(
+        sasl_password=settings_password(cluster, user, changes.get("sasl_password"))
+    )
+
+
+def settings_password(cluster: KafkaCluster, user: str, given: Any) -> Any:
+    """The ``Secret`` for ``user`` (or the password given instead)."""
+    from pipeline.settings import Secret
+
+    if isinstance(given, Secret):
+        return given
+    return Secret(given if isinstance(given, str) else cluster.users[user])
