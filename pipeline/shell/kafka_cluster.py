@@ -44,6 +44,7 @@ from types import FrameType, TracebackType
 from typing import IO, Any, Final
 
 from pipeline.errors import BrokerError
+from pipeline.settings import Secret
 from pipeline.shell.broker import LOOPBACK, die_with_parent, free_port, kafka_answers
 from pipeline.shell.pki import make_server_pki
 
@@ -196,7 +197,7 @@ class KafkaCluster:
             "security_protocol": "SASL_SSL",
             "sasl_mechanism": SCRAM_MECHANISM,
             "sasl_username": user,
-            "sasl_password": password,
+            "sasl_password": Secret(password),
             "ssl_cafile": self.ca_file,
         }
 
@@ -208,7 +209,10 @@ class KafkaCluster:
         values = self.sasl_settings(user)
         path.touch(mode=0o600)
         path.write_text(
-            "".join(f"CDRVEIL_{k.upper()}={v}\n" for k, v in values.items() if v is not None)
+            "".join(
+                f"CDRVEIL_{k.upper()}={v.reveal() if isinstance(v, Secret) else v}\n"
+                for k, v in values.items()
+            )
         )
         return path
 

@@ -47,17 +47,6 @@ def kafka_settings(cluster: KafkaCluster, tag: str, **changes: Any) -> Settings:
     return isolated_settings(cluster.bootstrap_servers, tag, **(values | changes))
 
 
-def as_user(settings: Settings, cluster: KafkaCluster, user: str, **changes: Any) -> Settings:
+def as_user(settings: Settings, cluster: KafkaCluster, user: str) -> Settings:
     """The same settings, connecting as SCRAM ``user`` over TLS."""
-    return settings.replace(**(cluster.sasl_settings(user) | changes)).replace(
-        sasl_password=settings_password(cluster, user, changes.get("sasl_password"))
-    )
-
-
-def settings_password(cluster: KafkaCluster, user: str, given: Any) -> Any:
-    """The ``Secret`` for ``user`` (or the password given instead)."""
-    from pipeline.settings import Secret
-
-    if isinstance(given, Secret):
-        return given
-    return Secret(given if isinstance(given, str) else cluster.users[user])
+    return settings.replace(**cluster.sasl_settings(user))
