@@ -9,7 +9,10 @@ rights are under test connect over SASL_SSL as SCRAM users.
 
 from __future__ import annotations
 
+import os
 import secrets
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,7 +22,7 @@ from pipeline.core.policy import Policy
 from pipeline.settings import Settings
 from pipeline.shell.acls import TOPICS_PRINCIPAL, WORKER_PRINCIPAL
 from pipeline.shell.kafka_cluster import KafkaCluster
-from soak.harness import isolated_settings
+from soak.harness import ROOT, isolated_settings
 
 POLICY = Policy.load(None)
 
@@ -50,3 +53,18 @@ def kafka_settings(cluster: KafkaCluster, tag: str, **changes: Any) -> Settings:
 def as_user(settings: Settings, cluster: KafkaCluster, user: str) -> Settings:
     """The same settings, connecting as SCRAM ``user`` over TLS."""
     return settings.replace(**cluster.sasl_settings(user))
+
+
+def cdrveil(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the CLI with ``settings`` (and no other ``CDRVEIL_*``) in its environment."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CDRVEIL_")}
+    env.update(settings.to_env())
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )

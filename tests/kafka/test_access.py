@@ -10,10 +10,7 @@ plaintext client gets nowhere on the TLS listener.
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -33,9 +30,9 @@ from pipeline.core.keys import Keyring
 from pipeline.settings import Secret, Settings
 from pipeline.shell.kafka_cluster import KafkaCluster
 from pipeline.shell.topics import TopicNames
-from soak.harness import ROOT, Verdict, Workers, compare, wait_committed
+from soak.harness import Verdict, Workers, compare, wait_committed
 
-from .conftest import as_user, kafka_settings
+from .conftest import as_user, cdrveil, kafka_settings
 from .workload import load
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -43,21 +40,6 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 WORKER = "cdrveil-worker"
 MARKETING = "analytics-marketing"
 RECORDS = 600
-
-
-def cdrveil(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run the CLI with these settings in its environment."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CDRVEIL_")}
-    env.update(settings.to_env())
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 @dataclass
