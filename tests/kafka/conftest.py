@@ -38,7 +38,9 @@ def principals() -> list[str]:
 def kafka() -> Iterator[KafkaCluster]:
     """Three Apache Kafka nodes with SCRAM users for every principal, ACLs enforced."""
     users = {name: secrets.token_urlsafe(16) for name in principals()}
-    with KafkaCluster(3, tls=True, authorizer=True, users=users) as cluster:
+    # The log cleaner looks for work every half second (15 s by default): compaction tests.
+    config = {"log.cleaner.backoff.ms": "500"}
+    with KafkaCluster(3, tls=True, authorizer=True, users=users, config=config) as cluster:
         yield cluster
     assert not cluster.nodes
 
