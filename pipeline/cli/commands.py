@@ -514,7 +514,7 @@ def add_commands(commands: Subparsers) -> None:
         import importlib
         import sys
 
-        root = Path(__file__).resolve().parents[1]
+        root = Path(__file__).resolve().parents[2]
         if not (root / "benchmarks" / "suite.py").is_file():
             raise ConfigError(
                 "cdrveil bench runs from a source checkout (benchmarks/ beside pipeline/)"

@@ -28,8 +28,10 @@ log = logging.getLogger("cdrveil.kafka")
 
 BACKOFF_FIRST_S: Final = 0.5
 BACKOFF_MAX_S: Final = 30.0
-#: Output batches up to this size; one produce request carries several.
-MAX_BATCH_BYTES: Final = 1_048_576
+#: Output batches up to this size; one produce request carries several. Below Apache
+#: Kafka's default largest batch (message.max.bytes, 1,048,588 bytes, record batch header
+#: included): 1 MiB of records plus the header was refused as MessageSizeTooLarge.
+MAX_BATCH_BYTES: Final = 1_000_000
 #: A transaction open longer is aborted by the broker. Kafka Streams' exactly-once default:
 #: a killed worker's open transaction holds back read_committed readers of its output
 #: partitions until then (aiokafka's own default, 60 s, held them a minute). A batch's

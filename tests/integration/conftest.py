@@ -166,7 +166,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
 @pytest.fixture
 async def producer(broker: EmbeddedBroker) -> AsyncIterator[AIOKafkaProducer]:
     """A plain producer for test inputs."""
-    client = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers, linger_ms=2)
+    # acks=all as the pipeline's own producers: on Apache Kafka the log end a reader sees
+    # (the high-water mark) passes a write only once every in-sync replica has it.
+    client = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers, linger_ms=2, acks="all")
     await client.start()
     yield client
     await client.stop()

@@ -15,7 +15,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-pytestmark = pytest.mark.integration
+# The bench starts its own embedded broker whichever broker the session has.
+pytestmark = [pytest.mark.integration, pytest.mark.embedded_only]
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The start of every row's name, in the order of the table.
