@@ -128,8 +128,12 @@ async def run_rebalance(
         code = first.stop(signal.SIGKILL)
         steps.append(f"first worker SIGKILLed (exit {code}) at {done:,} committed")
         last = workers.spawn()
+        # Ready before it is stopped: a SIGTERM during start-up is not the scenario.
+        await last.wait_for_log("assigned", within=120)
         await wait_committed(settings, inputs, total, 600, alive=last.running)
         steps.append(f"third worker finished, exit {last.stop(signal.SIGTERM)} after SIGTERM")
+    except RuntimeError as exc:  # a worker died: say what it said
+        raise RuntimeError(f"{exc}\n{workers.all_logs()[-4000:]}") from None
     finally:
         workers.close()
     for step in steps:
