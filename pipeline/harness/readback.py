@@ -32,6 +32,12 @@ def _reader(settings: Settings, client_id: str) -> AIOKafkaConsumer:
         fetch_max_wait_ms=50,
         fetch_max_bytes=64 << 20,
         max_partition_fetch_bytes=8 << 20,
+        # Exactly-once outputs count only once committed; aborted attempts are not outputs.
+        isolation_level=(
+            "read_committed"
+            if settings.processing_guarantee == "exactly_once"
+            else "read_uncommitted"
+        ),
     )
 
 

@@ -28,8 +28,15 @@ log = logging.getLogger("cdrveil.kafka")
 
 BACKOFF_FIRST_S: Final = 0.5
 BACKOFF_MAX_S: Final = 30.0
-#: Output batches up to this size; one produce request carries several.
-MAX_BATCH_BYTES: Final = 1_048_576
+#: Output batches up to this size; one produce request carries several. Below Apache
+#: Kafka's default largest batch (message.max.bytes, 1,048,588 bytes, record batch header
+#: included): 1 MiB of records plus the header was refused as MessageSizeTooLarge.
+MAX_BATCH_BYTES: Final = 1_000_000
+#: A transaction open longer is aborted by the broker. Kafka Streams' exactly-once default:
+#: a killed worker's open transaction holds back read_committed readers of its output
+#: partitions until then (aiokafka's own default, 60 s, held them a minute). A batch's
+#: transaction takes milliseconds.
+TRANSACTION_TIMEOUT_MS: Final = 10_000
 
 
 async def start_with_retry(
@@ -170,6 +177,7 @@ def producer(settings: Settings, transactional_id: str | None = None) -> AIOKafk
         max_request_size=8 * MAX_BATCH_BYTES,
         transactional_id=transactional_id,
         enable_idempotence=transactional_id is not None,
+        transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
     )
 
 

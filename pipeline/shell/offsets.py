@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -20,11 +21,17 @@ from pipeline.settings import Settings
 async def partitions_of(consumer: AIOKafkaConsumer, topics: list[str]) -> list[TopicPartition]:
     """Every partition of ``topics``; a :class:`BrokerError` names a missing topic."""
     tps = []
+    every: Any = None
     for topic in topics:
         parts = consumer.partitions_for_topic(topic)
         if parts is None:
-            await consumer.topics()  # refreshes the metadata of every topic
-            parts = consumer.partitions_for_topic(topic)
+            # Not consumer.topics(): it fetches every topic's metadata into a copy it then
+            # drops, so the consumer's own view stays as it was. On the embedded broker
+            # that view held every topic once started; on Apache Kafka it holds none, and
+            # every topic looked missing.
+            if every is None:
+                every = await consumer._client.fetch_all_metadata()
+            parts = every.partitions_for_topic(topic)
         if not parts:
             raise BrokerError(
                 f"topic {topic} does not exist; create the topics with `cdrveil topics create`"

@@ -283,6 +283,9 @@ class RecordPath(Service):
                     await self._report_lag()
                 continue
             async with self._busy:
+                batch = await _still_ours(consumer, batch)
+                if not batch:
+                    continue
                 work, outputs = self._process(batch, time.monotonic())
                 await handle(work, outputs)
 
@@ -545,6 +548,31 @@ class RecordPath(Service):
             await _bounded(consumer.stop(), "closing the record consumer")
         if producer is not None:
             await _bounded(producer.stop(), "closing the record producer")
+
+
+async def _still_ours(
+    consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[Any]]
+) -> dict[TopicPartition, list[Any]]:
+    """The part of ``batch`` this worker may still process.
+
+    A rebalance can run between ``getmany`` and the batch lock (it waits for that lock).
+    A partition given away is read again by its new owner from the last commit; one given
+    back was rewound to the last commit and is read again here. Either way these records
+    must not be processed now: that would duplicate them, even under exactly-once.
+    """
+    owned = consumer.assignment()
+    fresh = {}
+    for tp, records in batch.items():
+        if tp not in owned:
+            continue
+        try:
+            position = await consumer.position(tp)
+        except IllegalStateError:
+            continue  # revoked meanwhile
+        # At or past the batch's end (control records may follow it): not rewound.
+        if position >= records[-1].offset + 1:
+            fresh[tp] = records
+    return fresh
 
 
 async def _bounded(step: Awaitable[None], what: str) -> None:

@@ -13,6 +13,10 @@ from numbers import Real
 from pathlib import Path
 
 import orjson
+import pytest
+
+# The bench starts its own embedded broker whichever broker the session has.
+pytestmark = pytest.mark.embedded_only
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The start of every row's name, in the order of the table.

@@ -13,6 +13,9 @@ import pytest
 
 from pipeline.shell.broker import EmbeddedBroker, free_port, kafka_answers
 
+# Tests of the embedded broker itself.
+pytestmark = pytest.mark.embedded_only
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 import pytest
@@ -32,6 +33,21 @@ def policy_with(purposes: list[str], **retention_days: int) -> Policy:
 
 
 async def _describe(settings: Settings, names: list[str]) -> dict[str, dict[str, str]]:
+    # Apache Kafka: a broker may not know a topic for a moment after it was created
+    # (UNKNOWN_TOPIC_OR_PARTITION, 3); ask again.
+    for _ in range(50):
+        try:
+            return await _describe_once(settings, names)
+        except _NotYet:
+            await asyncio.sleep(0.2)
+    return await _describe_once(settings, names)
+
+
+class _NotYet(Exception):
+    """A broker does not know one of the topics yet."""
+
+
+async def _describe_once(settings: Settings, names: list[str]) -> dict[str, dict[str, str]]:
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
     await admin.start()
     try:
@@ -43,7 +59,11 @@ async def _describe(settings: Settings, names: list[str]) -> dict[str, dict[str,
         await admin.close()
     configs: dict[str, dict[str, str]] = {}
     for answer in answers:
-        for _code, _message, _type, name, entries in answer.resources:
+        for code, message, _type, name, entries in answer.resources:
+            if code == 3:
+                raise _NotYet(name)
+            # A refusal would otherwise read as a topic without the config.
+            assert code == 0, f"{name}: {message} ({code})"
             configs[name] = {entry[0]: entry[1] for entry in entries}
     for topic in described:
         configs.setdefault(topic["topic"], {})["partitions"] = str(len(topic["partitions"]))

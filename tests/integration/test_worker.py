@@ -234,6 +234,7 @@ async def test_a_worker_killed_mid_stream_loses_no_record(
     await _mid_stream(topics.replace(batch_max_records=100), producer, spawn_worker, signal.SIGKILL)
 
 
+@pytest.mark.embedded_only  # starts an embedded broker of its own, late
 async def test_an_unreachable_broker_is_retried_until_it_is_there(
     settings: Settings, spawn_worker: Any
 ) -> None:
@@ -256,6 +257,7 @@ async def test_an_unreachable_broker_is_retried_until_it_is_there(
         assert worker.stop() == 0
 
 
+@pytest.mark.embedded_only  # Apache Kafka has transactions: tests/kafka covers exactly-once
 async def test_exactly_once_is_refused_by_the_embedded_broker_with_a_clear_message(
     topics: Settings, spawn_worker: Any
 ) -> None:

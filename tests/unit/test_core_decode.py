@@ -212,7 +212,6 @@ def test_dates_naive_times_and_iso_variants_are_not_rfc3339(value: str) -> None:
     assert parse_time(value) is None
 
 
-
 def test_a_repeated_timestamp_is_parsed_once_and_gives_the_same_time(decoder: Decoder) -> None:
     """Timestamps recur across records (a second's string in many); the decoder memoizes
     the parse, and a cached time is the one parse_time gives."""
@@ -233,6 +232,7 @@ def test_a_bad_timestamp_is_rejected_every_time_it_comes(decoder: Decoder) -> No
         result = decoder(encode(minimal_sms(recordId=record_id, originationTime="2026-11-21")))
         assert isinstance(result, Rejection)
         assert result.code == "bad_timestamp"
+
 
 # --- messages never carry the offending value -----------------------------------------------
 
