@@ -43,4 +43,4 @@ class Passthrough:
 
 
 if __name__ == "__main__":
-    run_worker(Settings.from_env(), lambda s: wrap_record_engine(s, Passthrough(s)))
+    run_worker(Settings.from_env(), lambda s, p: wrap_record_engine(s, Passthrough(s, p)))
