@@ -18,7 +18,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from pipeline.settings import Settings
-from pipeline.shell.offsets import log_end_offsets
+from pipeline.shell.offsets import log_end_offsets, partitions_of
 
 #: A received message (aiokafka's ``ConsumerRecord``; typed loosely, as aiokafka is).
 Message = Any
@@ -108,12 +108,9 @@ async def read_settled(
     consumer = _reader(settings, "cdrveil-reader")
     await consumer.start()
     try:
-        await consumer.topics()  # refreshes the metadata: a topic not created has no partitions
-        tps = [
-            TopicPartition(topic, p)
-            for topic in topics
-            for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
+        # A topic not created has no partitions. Not consumer.topics(): on Apache Kafka its
+        # metadata never reaches the consumer's own view (pipeline.shell.offsets).
+        tps = await partitions_of(consumer, list(topics), missing_ok=True)
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         messages: list[Message] = []

@@ -18,8 +18,11 @@ from pipeline.errors import BrokerError
 from pipeline.settings import Settings
 
 
-async def partitions_of(consumer: AIOKafkaConsumer, topics: list[str]) -> list[TopicPartition]:
-    """Every partition of ``topics``; a :class:`BrokerError` names a missing topic."""
+async def partitions_of(
+    consumer: AIOKafkaConsumer, topics: list[str], missing_ok: bool = False
+) -> list[TopicPartition]:
+    """Every partition of ``topics``; a :class:`BrokerError` names a missing topic (or, with
+    ``missing_ok``, a missing topic has no partitions)."""
     tps = []
     every: Any = None
     for topic in topics:
@@ -33,6 +36,8 @@ async def partitions_of(consumer: AIOKafkaConsumer, topics: list[str]) -> list[T
                 every = await consumer._client.fetch_all_metadata()
             parts = every.partitions_for_topic(topic)
         if not parts:
+            if missing_ok:
+                continue
             raise BrokerError(
                 f"topic {topic} does not exist; create the topics with `cdrveil topics create`"
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import struct
 from pathlib import Path
 from typing import Any
@@ -271,6 +272,8 @@ async def test_a_file_that_is_no_cdr_file_is_refused_whole_and_nothing_is_publis
 def test_the_command_ingests_files_skips_done_ones_and_reports(
     ingest_settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # As an operator does: the topics first (Apache Kafka creates none on a metadata request).
+    asyncio.run(make_topics(ingest_settings))
     first, second = tmp_path / "A.dat", tmp_path / "B.dat"
     first.write_bytes(build_file().data)
     second.write_bytes(build_file(3).data)
