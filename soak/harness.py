@@ -35,6 +35,7 @@ from pipeline.shell import deadletter
 from pipeline.shell.messages import header
 from pipeline.shell.offsets import committed_offsets
 from pipeline.shell.topics import TopicNames, create_topics
+from pipeline.synth import Workload, consent_states, records, warrants
 
 POLICY: Final = Policy.load()
 DLQ_HEADERS: Final = (
@@ -143,6 +144,34 @@ async def publish(
         if own:
             await client.stop()
     return sent
+
+
+async def publish_tables(
+    settings: Settings, workload: Workload
+) -> tuple[list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]]:
+    """Publish the workload's consent states and two warrants; both, as (key, value) pairs."""
+    names = TopicNames(settings.topic_prefix)
+    consent = list(consent_states(workload))
+    warrant_messages = [(w.key, w.value) for w in warrants(workload, 2)]
+    await publish(settings, [(names.consent, k, v) for k, v in consent])
+    await publish(settings, [(names.warrants, k, v) for k, v in warrant_messages])
+    return consent, warrant_messages
+
+
+def record_messages(
+    settings: Settings, workload: Workload, count: int
+) -> list[tuple[str, bytes | None, bytes | None]]:
+    """``count`` of the workload's records as ``(topic, key, value)`` for :func:`publish`.
+
+    A record with neither key nor value is keyed by its record id, so it still has a place.
+    """
+    names = TopicNames(settings.topic_prefix)
+    topic_of = {"voice": names.inputs[0], "sms": names.inputs[1]}
+    messages: list[tuple[str, bytes | None, bytes | None]] = []
+    for m in records(workload, count):
+        key = m.record_id.encode() if m.key is None and m.value is None else m.key
+        messages.append((topic_of[m.kind], key, m.value))
+    return messages
 
 
 async def committed_total(settings: Settings, topics: Sequence[str]) -> int:

@@ -31,7 +31,7 @@ from pipeline.harness import Workers, isolated_settings
 from pipeline.settings import Settings
 from pipeline.shell.kafka_cluster import KafkaCluster
 from pipeline.shell.topics import TopicNames
-from pipeline.synth import Workload, consent_states, records, warrants
+from pipeline.synth import Workload
 from soak.crash import CrashConfig, run_crash
 from soak.harness import (
     Expectation,
@@ -40,6 +40,8 @@ from soak.harness import (
     compare,
     create_all_topics,
     publish,
+    publish_tables,
+    record_messages,
     wait_committed,
 )
 from soak.kafka_faults import BrokerFaultConfig, run_broker_faults
@@ -101,15 +103,8 @@ async def run_rebalance(
     inputs = list(names.inputs)
     await create_all_topics(settings)
     workload = Workload(subscribers=5_000, seed=5, malformed_share=0.01)
-    consent = list(consent_states(workload))
-    warrant_messages = [(w.key, w.value) for w in warrants(workload, 2)]
-    await publish(settings, [(names.consent, k, v) for k, v in consent])
-    await publish(settings, [(names.warrants, k, v) for k, v in warrant_messages])
-    topic_of = {"voice": names.inputs[0], "sms": names.inputs[1]}
-    messages = []
-    for m in records(workload, total):
-        key = m.record_id.encode() if m.key is None and m.value is None else m.key
-        messages.append((topic_of[m.kind], key, m.value))
+    consent, warrant_messages = await publish_tables(settings, workload)
+    messages = record_messages(settings, workload, total)
     say_(f"publishing {total:,} records")
     sent = await publish(settings, messages)
     steps: list[str] = []

@@ -25,7 +25,7 @@ from pipeline.harness import Workers
 from pipeline.settings import Settings
 from pipeline.shell.kafka_cluster import KafkaCluster
 from pipeline.shell.topics import TopicNames
-from pipeline.synth import Workload, consent_states, records, warrants
+from pipeline.synth import Workload
 from soak.harness import (
     POLICY,
     Expectation,
@@ -36,7 +36,9 @@ from soak.harness import (
     compare,
     create_all_topics,
     publish,
+    publish_tables,
     quiet,
+    record_messages,
     wait_committed,
 )
 
@@ -140,15 +142,8 @@ async def run_broker_faults(
     inputs = list(names.inputs)
     await create_all_topics(settings)
     workload = Workload(subscribers=config.subscribers, seed=11, malformed_share=0.01)
-    consent = list(consent_states(workload))
-    warrant_messages = [(w.key, w.value) for w in warrants(workload, 2)]
-    await publish(settings, [(names.consent, k, v) for k, v in consent])
-    await publish(settings, [(names.warrants, k, v) for k, v in warrant_messages])
-    topic_of = {"voice": names.inputs[0], "sms": names.inputs[1]}
-    messages = []
-    for m in records(workload, config.records):
-        key = m.record_id.encode() if m.key is None and m.value is None else m.key
-        messages.append((topic_of[m.kind], key, m.value))
+    consent, warrant_messages = await publish_tables(settings, workload)
+    messages = record_messages(settings, workload, config.records)
     workers = Workers(settings, keyring, workdir)
     total = config.records
     publishing: asyncio.Task[list[Input]] | None = None

@@ -2,19 +2,17 @@
 
 The embedded broker serves no TLS and only SCRAM users it has been given (see FACTS.md), so
 the worker's transport settings are checked against this instead: a TLS server with a
-certificate from a throw-away CA that answers ``ApiVersions``, ``SaslHandshake`` (offering
-the mechanism asked for) and ``SaslAuthenticate`` (recording the client's first message, then
-refusing). It records, per connection, whether the TLS handshake completed, the client id,
-the mechanism and the authentication bytes, which is what reaches the wire from the
-client's configuration. Nothing here is a broker: no request after authentication is served.
-"""
+certificate from a throw-away CA (made by :mod:`pipeline.shell.pki`) that answers
+``ApiVersions``, ``SaslHandshake`` (offering the mechanism asked for) and ``SaslAuthenticate``
+(recording the client's first message, then refusing). It records, per connection, whether
+the TLS handshake completed, the client id, the mechanism and the authentication bytes, which
+is what reaches the wire from the client's configuration. Nothing here is a broker: no
+request after authentication is served."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
-import ipaddress
 import ssl
 import struct
 from dataclasses import dataclass, field
@@ -28,10 +26,8 @@ from aiokafka.protocol.admin import (
     SaslAuthenticateResponse_v1,
     SaslHandShakeResponse_v1,
 )
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+
+from pipeline.shell.pki import CertificateAuthority
 
 _API_VERSIONS: Final = 18
 _SASL_HANDSHAKE: Final = 17
@@ -53,68 +49,7 @@ class Pki:
 def make_pki(folder: Path, name: str = "cdrveil-test-ca") -> Pki:
     """Write a fresh CA and certificates into ``folder`` (PEM, keys unencrypted)."""
     folder.mkdir(parents=True, exist_ok=True)
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-
-    def leaf(common_name: str, server: bool) -> tuple[bytes, bytes]:
-        key = ec.generate_private_key(ec.SECP256R1())
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
-            .issuer_name(ca_name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-                critical=False,
-            )
-        )
-        if server:
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                critical=False,
-            )
-        cert = builder.sign(ca_key, hashes.SHA256())
-        return (
-            cert.public_bytes(serialization.Encoding.PEM),
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            ),
-        )
-
+    authority = CertificateAuthority(name)
     pki = Pki(
         folder / "ca.pem",
         folder / "server.pem",
@@ -122,13 +57,13 @@ def make_pki(folder: Path, name: str = "cdrveil-test-ca") -> Pki:
         folder / "client.pem",
         folder / "client.key",
     )
-    pki.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    server_cert, server_key = leaf("127.0.0.1", server=True)
-    client_cert, client_key = leaf("cdrveil-worker", server=False)
-    pki.server_cert.write_bytes(server_cert)
-    pki.server_key.write_bytes(server_key)
-    pki.client_cert.write_bytes(client_cert)
-    pki.client_key.write_bytes(client_key)
+    pki.ca.write_bytes(authority.cert_pem)
+    server = authority.issue("127.0.0.1", server=True)
+    client = authority.issue("cdrveil-worker", server=False)
+    pki.server_cert.write_bytes(server.cert)
+    pki.server_key.write_bytes(server.key)
+    pki.client_cert.write_bytes(client.cert)
+    pki.client_key.write_bytes(client.key)
     for key_file in (pki.server_key, pki.client_key):
         key_file.chmod(0o600)
     return pki

@@ -14,9 +14,15 @@ from pipeline.harness import isolated_settings
 from pipeline.settings import Settings
 from pipeline.shell.acls import TOPICS_PRINCIPAL, WORKER_PRINCIPAL
 from pipeline.shell.kafka_cluster import KafkaCluster
-from pipeline.shell.topics import TopicNames
-from pipeline.synth import Workload, consent_states, records, warrants
-from soak.harness import Expectation, Input, create_all_topics, publish
+from pipeline.synth import Workload
+from soak.harness import (
+    Expectation,
+    Input,
+    create_all_topics,
+    publish,
+    publish_tables,
+    record_messages,
+)
 from tests.support.kafka import ROOT
 
 POLICY = Policy.load(None)
@@ -66,18 +72,10 @@ class Loaded:
 
 async def load(settings: Settings, count: int, subscribers: int = 500, seed: int = 7) -> Loaded:
     """Create every topic, publish consent, warrants and ``count`` records (some malformed)."""
-    names = TopicNames(settings.topic_prefix)
     await create_all_topics(settings)
     workload = Workload(subscribers=subscribers, seed=seed, malformed_share=0.02)
-    consent = list(consent_states(workload))
-    warrant_messages = [(w.key, w.value) for w in warrants(workload, 2)]
-    await publish(settings, [(names.consent, k, v) for k, v in consent])
-    await publish(settings, [(names.warrants, k, v) for k, v in warrant_messages])
-    topic_of = {"voice": names.inputs[0], "sms": names.inputs[1]}
-    messages = []
-    for m in records(workload, count):
-        key = m.record_id.encode() if m.key is None and m.value is None else m.key
-        messages.append((topic_of[m.kind], key, m.value))
+    consent, warrant_messages = await publish_tables(settings, workload)
+    messages = record_messages(settings, workload, count)
     sent = await publish(settings, messages)
     expectation = Expectation(settings, consent, warrant_messages)
     for message in sent:

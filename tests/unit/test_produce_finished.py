@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from aiokafka import TopicPartition
 from aiokafka.partitioner import murmur2 as kafka_murmur2
@@ -19,11 +19,8 @@ from pipeline.core.batch import (
     RecordBatchEngine,
     RecordBatches,
 )
-from pipeline.core.consent import ConsentLookup
-from pipeline.core.decode import Rejection
 from pipeline.core.engine import Output
 from pipeline.core.policy import Policy
-from pipeline.core.warrants import WarrantIndex
 from pipeline.settings import Settings
 from pipeline.shell.clients import MAX_BATCH_BYTES
 from pipeline.shell.produce import (
@@ -35,6 +32,7 @@ from pipeline.shell.produce import (
 from pipeline.shell.recordpath import RecordPath
 from pipeline.shell.status import WorkerStatus
 from pipeline.shell.telemetry import Metrics
+from tests.support.recordpath import ConsumedRecord, EchoEngine
 
 STAMP = 1_764_756_000_000
 COUNTS = {"a": 4, "b": 3}
@@ -156,27 +154,11 @@ async def test_finished_batches_are_sent_as_they_are() -> None:
 # --- the record path with an engine that builds the batches ----------------------------------
 
 
-class _Record(NamedTuple):
-    key: bytes | None
-    value: bytes | None
-    offset: int
-    timestamp: int
-
-
-class _Echo:
-    def process(
-        self, raw: bytes | None, consent: ConsentLookup, warrants: WarrantIndex
-    ) -> Rejection | list[Output]:
-        if raw == b"bad":
-            return Rejection("invalid_json", "the message is not valid JSON")
-        return [Output("a", None, raw or b"", [])]
-
-
 class _Builder:
     """A record-batch engine made of the reference engine and the reference builder."""
 
     def __init__(self) -> None:
-        self.inner = PythonBatchEngine.around(_Echo())
+        self.inner = PythonBatchEngine.around(EchoEngine("a"))
         self.name = "native"
         self.consent, self.warrants = self.inner.consent, self.inner.warrants
         self.output_topics = ["a"]
@@ -195,7 +177,7 @@ class _Builder:
 def test_the_record_path_takes_finished_batches_and_continues_the_keyless_count() -> None:
     engine = _Builder()
     assert isinstance(engine, RecordBatchEngine)
-    assert not isinstance(PythonBatchEngine.around(_Echo()), RecordBatchEngine)
+    assert not isinstance(PythonBatchEngine.around(EchoEngine("a")), RecordBatchEngine)
     metrics = Metrics()
     tables: Any = None
     path = RecordPath(
@@ -211,7 +193,11 @@ def test_the_record_path_takes_finished_batches_and_continues_the_keyless_count(
     path._batch_topics = ["a"]
     path._now = lambda: datetime(2026, 12, 3, tzinfo=UTC)
     tp = TopicPartition("cdr.voice", 0)
-    records = [_Record(None, b"x", 1, 0), _Record(None, b"bad", 2, 0), _Record(None, b"y", 3, 0)]
+    records = [
+        ConsumedRecord(None, b"x", 1, 0),
+        ConsumedRecord(None, b"bad", 2, 0),
+        ConsumedRecord(None, b"y", 3, 0),
+    ]
     work, outputs = path._process({tp: records}, 0.0)
     (layout,) = engine.layouts
     assert (layout.round_robin, layout.partitions["a"]) == (0, 4)

@@ -4,45 +4,20 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
 
 from pipeline.core.batch import PythonBatchEngine
-from pipeline.core.consent import ConsentLookup
-from pipeline.core.decode import Rejection
-from pipeline.core.engine import Output
 from pipeline.core.policy import Policy
-from pipeline.core.warrants import WarrantIndex
 from pipeline.settings import Settings
 from pipeline.shell.recordpath import RecordPath
 from pipeline.shell.status import WorkerStatus
 from pipeline.shell.telemetry import Metrics
+from tests.support.recordpath import ConsumedRecord, EchoEngine
 
 SUBSCRIBER = "46701234567"
-
-
-class _Record(NamedTuple):
-    """The fields of aiokafka's ConsumerRecord the record path reads."""
-
-    key: bytes | None
-    value: bytes | None
-    offset: int
-    timestamp: int
-
-
-class _Echo:
-    """One output per value; ``bad`` is rejected; ``boom`` raises with a number in its text."""
-
-    def process(
-        self, raw: bytes | None, consent: ConsentLookup, warrants: WarrantIndex
-    ) -> Rejection | list[Output]:
-        if raw == b"bad":
-            return Rejection("invalid_json", "the message is not valid JSON")
-        if raw == b"boom":
-            raise ValueError(SUBSCRIBER)
-        return [Output("out", raw, raw or b"", [("h", b"1")])]
 
 
 def _path() -> RecordPath:
@@ -51,7 +26,11 @@ def _path() -> RecordPath:
     path = RecordPath(
         Settings.from_env({}, engine="python"),
         Policy.load(),
-        PythonBatchEngine.around(_Echo()),
+        PythonBatchEngine.around(
+            EchoEngine(
+                "out", keyed=True, headers=[("h", b"1")], boom=lambda: ValueError(SUBSCRIBER)
+            )
+        ),
         tables,
         metrics,
         WorkerStatus(metrics),
@@ -67,8 +46,8 @@ def test_one_engine_call_gives_the_outputs_then_each_rejection_at_its_source(
     with the topic, partition and offset it came from; the failure logged without text."""
     first, second = TopicPartition("cdr.voice", 3), TopicPartition("cdr.sms", 1)
     batch = {
-        first: [_Record(b"k1", b"a", 10, 1000), _Record(b"k2", b"bad", 11, 1001)],
-        second: [_Record(b"k3", b"boom", 20, 1002), _Record(None, b"c", 21, 1003)],
+        first: [ConsumedRecord(b"k1", b"a", 10, 1000), ConsumedRecord(b"k2", b"bad", 11, 1001)],
+        second: [ConsumedRecord(b"k3", b"boom", 20, 1002), ConsumedRecord(None, b"c", 21, 1003)],
     }
     with caplog.at_level(logging.ERROR, logger="cdrveil.worker"):
         work, outputs = _path()._process(batch, 5.0)
