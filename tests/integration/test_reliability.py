@@ -17,9 +17,11 @@ from soak.poison import PoisonConfig, run_poison
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-# Small batches, so a stop lands while batches are produced but not yet committed.
+# Small batches, so a stop lands while batches are produced but not yet committed; inputs
+# published at 2,000/s, so the stop lands while some are still to come (the native engine
+# finished all 4,000 before a SIGTERM at 30 % once they were all there at the start).
 CRASH = CrashConfig(
-    records=4000, subscribers=300, malformed_share=0.02, stops=1, step=0.3, within=60
+    records=4000, subscribers=300, malformed_share=0.02, stops=1, step=0.3, within=60, rate=2000
 )
 
 
@@ -54,6 +56,7 @@ async def test_a_terminated_worker_commits_what_it_finished_so_nothing_is_repeat
         step=CRASH.step,
         sig=signal.SIGTERM,
         within=CRASH.within,
+        rate=CRASH.rate,
     )
     report = await run_crash(settings.replace(batch_max_records=100), tmp_path, config)
     assert [stop.exit_code for stop in report.stops] == [0]
