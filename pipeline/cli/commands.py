@@ -11,6 +11,7 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -68,12 +69,7 @@ def _topics(args: argparse.Namespace) -> int:
     settings = args.settings
     policy = Policy.load(settings.policy_path)
     report = asyncio.run(create_topics(settings, policy))
-    for name in report.created:
-        print(f"created  {name}")
-    for name in report.existing:
-        print(f"exists   {name}")
-    print(f"{len(report.created)} created, {len(report.existing)} already existed")
-    return 0
+    return _created_and_existing(report.created, report.existing)
 
 
 def _acls(args: argparse.Namespace) -> int:
@@ -89,11 +85,16 @@ def _acls(args: argparse.Namespace) -> int:
         print(f"{len(rules)} ACLs (`--apply` creates the missing ones)")
         return 0
     report = asyncio.run(apply_acls(settings, rules))
-    for rule in report.created:
-        print(f"created  {rule}")
-    for rule in report.existing:
-        print(f"exists   {rule}")
-    print(f"{len(report.created)} created, {len(report.existing)} already existed")
+    return _created_and_existing(report.created, report.existing)
+
+
+def _created_and_existing(created: Sequence[object], existing: Sequence[object]) -> int:
+    """What an idempotent create made and found (topics, ACLs), one line each, then counts."""
+    for item in created:
+        print(f"created  {item}")
+    for item in existing:
+        print(f"exists   {item}")
+    print(f"{len(created)} created, {len(existing)} already existed")
     return 0
 
 
