@@ -184,6 +184,22 @@ class SubjectSelector:
         self._clear = {kind: ids.get(id_type) for kind, id_type in ID_TYPE.items()}
         #: What the key of an output holds, in clear: the served MSISDN, else the IMSI.
         self._clear_keys = {v for k, v in ids.items() if k in ("msisdn", "imsi")}
+        self._purposes: dict[
+            str, tuple[dict[str, str], tuple[frozenset[bytes], tuple[bytes, ...]]]
+        ] = {}
+
+    def _of_purpose(
+        self, purpose: str
+    ) -> tuple[dict[str, str], tuple[frozenset[bytes], tuple[bytes, ...]]]:
+        """The subject's pseudonyms of a purpose, and as bytes: keys and quoted values."""
+        found = self._purposes.get(purpose)
+        if found is None:
+            own = self._pseudonyms.of_purpose(purpose)
+            values = [*own, *self.subject.identities().values()]
+            keys = frozenset(v.encode() for v in [*own, *self._clear_keys])
+            found = own, (keys, tuple(f'"{v}"'.encode() for v in values))
+            self._purposes[purpose] = found
+        return found
 
     def select(
         self,
@@ -196,17 +212,21 @@ class SubjectSelector:
         """The subject's output, or ``None`` (another person's, or unreadable)."""
         if value is None:
             return None
+        copies = route.rules.copies_record
+        own, needles = self._of_purpose(route.purpose)
+        if not copies and key not in needles[0] and not any(n in value for n in needles[1]):
+            # Analytics and billing values hold identifiers normalized or as pseudonyms, each a
+            # JSON string: without one of the subject's quoted, it is not theirs (no parsing).
+            return None
         try:
             doc = orjson.loads(value)
         except orjson.JSONDecodeError:
             return None
         if not isinstance(doc, dict):
             return None
-        copies = route.rules.copies_record
         fields = doc.get("record") if copies else doc
         if not isinstance(fields, dict):
             return None
-        own = self._pseudonyms.of_purpose(route.purpose)
         text_key = None if key is None else key.decode("utf-8", "replace")
         key_is_own = (
             not copies
