@@ -4,7 +4,7 @@ The real worker processes a seeded workload; the engine run offline beside it sa
 its outputs carry the canary (found independently: the canary's identifiers in clear, or one
 of its pseudonyms computed here, as a quoted value or the message key). `subject access`
 must find exactly those, and nothing of anyone else's, among the issue's 100,000 records
-(``SUBJECT_RECORDS`` changes the size; the test took 24-35 s at 100,000 on a shared machine).
+(``SUBJECT_RECORDS`` changes the size; the test took 28-37 s at 100,000 on a shared machine).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from pipeline.shell.offsets import wait_until_committed
 from pipeline.shell.topics import TopicNames
 from pipeline.synth import Workload, consent_states, population, records, warrants
 from tests.support.kafka import POLICY, ROOT, all_topics, offline_engine, produce, wait_ready
+from tests.support.schemas import load_schema
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -128,6 +129,9 @@ async def test_subject_access_finds_exactly_the_canarys_outputs(
     )
     assert run.returncode == 0, run.stderr
     lines = [orjson.loads(line) for line in output.read_text().splitlines()]
+    schema = load_schema("subject-access")
+    for line in lines:
+        schema.validate(line)
     found = Counter((line["topic"], line["headers"]["cdrveil.record-id"]) for line in lines)
     assert found == expected
     summary = orjson.loads(run.stdout)
@@ -148,6 +152,24 @@ async def test_subject_access_finds_exactly_the_canarys_outputs(
         assert line["key"] is None or line["key"] in own
     printed = run.stdout + run.stderr
     assert not [v for v in canary_identities(canary).values() if v in printed]
+
+    # --since after every output: everything is read, nothing is taken.
+    later = output.with_name("later.jsonl")
+    argv = ["subject", "access", "--msisdn", canary.msisdn, "--output", str(later), "--json"]
+    run = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "pipeline", *argv, "--since", "2999-01-01T00:00:00Z"],
+        capture_output=True,
+        text=True,
+        env=worker_env(settings, keyring),
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    after = orjson.loads(run.stdout)
+    assert (after["found"], after["beforeSince"]) == (0, summary["scanned"])
+    assert later.read_text() == ""
 
     # The time bound: past it, the command says the file is incomplete and exits 1.
     bounded = output.with_name("bounded.jsonl")

@@ -44,6 +44,7 @@ from tests.support.core import (
     mt_sms,
     write_keyring,
 )
+from tests.support.schemas import load_schema
 
 OTHER_IMSI = "240019999999999"
 OTHER_IMEI = "35332510123456"
@@ -240,6 +241,8 @@ def test_the_subject_as_the_other_party_is_found_with_the_served_persons_data_wi
                 assert value[name] == WITHHELD, (f.route, name)
         assert "cdrveil.consent-version" not in f.document["headers"]
         assert "seizureTime" in value  # the event's time is this person's too
+        line = {"topic": "traffic.analytics." + f.route, "partition": 0, "offset": 0}
+        load_schema("subject-access").validate(line | f.document)
 
 
 def test_no_copy_holds_another_persons_identifier_in_any_form(
