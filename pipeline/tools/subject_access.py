@@ -52,10 +52,17 @@ def routes_to_read(policy: Policy, include_lawful_intercept: bool) -> list[Route
     return [route for route in policy.routes.values() if route.kind in kinds]
 
 
-def open_private(path: Path) -> TextIO:
-    """A new file readable by its owner only; an existing one is never overwritten."""
+def check_output(path: Path) -> None:
+    """Refuse, before reading anything, an output file that exists or has no folder."""
     if not path.parent.is_dir():
         raise ConfigError(f"cannot write {path}: the folder {path.parent} does not exist")
+    if path.exists():
+        raise ConfigError(f"{path} already exists; it may hold someone's data: choose another name")
+
+
+def open_private(path: Path) -> TextIO:
+    """A new file readable by its owner only; an existing one is never overwritten."""
+    check_output(path)
     try:
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
@@ -80,6 +87,7 @@ async def subject_access(
     progress_stream: TextIO | None = None,
 ) -> AccessReport:
     """Read every selected route's topic to its end; write the subject's outputs to ``output``."""
+    check_output(output)
     names = TopicNames(settings.topic_prefix)
     routes = {
         names(route.topic): route for route in routes_to_read(policy, include_lawful_intercept)

@@ -374,3 +374,28 @@ def test_subject_help_teaches_both_actions(capsys: pytest.CaptureFixture[str]) -
     out = capsys.readouterr().out
     assert "pseudonyms" in out and "access" in out and "Art. 17" in out
     assert "cdrveil subject access --msisdn" in out
+
+
+def test_subject_access_refuses_an_existing_file_before_reading_anything(
+    ring: Keyring, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Exit 2 at once (no broker needed), the file untouched."""
+    existing = tmp_path / "earlier.jsonl"
+    existing.write_text("someone's request\n")
+    argv = ["subject", "access", "--msisdn", "0701234567", "--keyring", str(ring.path)]
+    argv += ["--output", str(existing), "--bootstrap-servers", "127.0.0.1:1"]
+    assert main(argv) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert existing.read_text() == "someone's request\n"
+
+
+def test_subject_access_without_kafka_exits_3_and_leaves_no_file(
+    ring: Keyring, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Nothing reachable: the broker error, and no empty file that looks like an answer."""
+    output = tmp_path / "access.jsonl"
+    argv = ["subject", "access", "--msisdn", "0701234567", "--keyring", str(ring.path)]
+    argv += ["--output", str(output), "--bootstrap-servers", "127.0.0.1:1", "--no-progress"]
+    assert main(argv) == 3
+    assert "cannot reach Kafka" in capsys.readouterr().err
+    assert not output.exists()
