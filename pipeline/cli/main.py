@@ -20,6 +20,7 @@ Start here:
   cdrveil keys init --keyring ./cdrveil.keyring.json   create the pseudonymization keys
   cdrveil explain record.json --consent consent.json   see what one record becomes
   cdrveil ropa                                         the GDPR Art. 30 record
+  cdrveil subject pseudonyms --msisdn N --keyring K    one person's pseudonyms (Art. 15, 17)
   make demo                                            the whole pipeline on a local broker
 """
 
@@ -225,6 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_setting_flags(policy, "policy_path")
     policy.set_defaults(handler=_policy_check)
 
+    from pipeline.cli.subject import add_subject_command
+
+    add_subject_command(commands)
     _add_shell_commands(commands)
     return parser
 

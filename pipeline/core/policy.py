@@ -20,6 +20,7 @@ from typing import Any, Final
 
 from pipeline.core.actions import ACTIONS, Action
 from pipeline.core.fields import FIELDS, IDENTIFIER_KINDS, Owner
+from pipeline.core.policykeys import refuse_unknown_keys
 from pipeline.core.topics import READ_TOPICS
 from pipeline.errors import PolicyError
 
@@ -202,6 +203,8 @@ class Policy:
             doc = tomllib.loads(data.decode("utf-8"))
         except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise PolicyError(f"{source}: not valid TOML ({exc})") from None
+        # First, so a misspelt key is named as such, not reported as the key it stands for.
+        refuse_unknown_keys(doc, source)
         head = _table(doc, "policy", source)
         purposes = {
             name: Purpose(
@@ -401,13 +404,22 @@ def _route(name: str, entry: object, purposes: dict[str, Purpose]) -> Route:
         raise PolicyError(f"policy [{where}]: requires_consent must be true or false")
     if requires and not rules.by_consent:
         raise PolicyError(f"policy [{where}]: only analytics routes depend on consent")
+    basis = _basis(entry, where)
+    _refuse_consent_without_consent(where, kind, basis, requires, purposes.get(str(purpose)))
+    if rules.copies_record:
+        for key in ("fields", "select"):
+            if key in entry:
+                raise PolicyError(
+                    f"policy [{where}]: a {kind} route carries every record of a matching "
+                    f"warrant, complete; '{key}' would mean nothing here, so leave it out"
+                )
     field_rules = {field: _rule(field, spec, where, kind) for field, spec in fields_spec.items()}
     return Route(
         name=name,
         kind=kind,
         purpose=str(purpose),
         topic=_text(entry, "topic", where),
-        legal_basis=_basis(entry, where),
+        legal_basis=basis,
         legal_reference=_text(entry, "legal_reference", where),
         recipients=_text(entry, "recipients", where),
         retention_days=_days(entry, where),
@@ -417,3 +429,27 @@ def _route(name: str, entry: object, purposes: dict[str, Purpose]) -> Route:
         fields=field_rules,
         principals=_principals(entry, where),
     )
+
+
+def _refuse_consent_without_consent(
+    where: str, kind: RouteKind, basis: str, requires: bool, purpose: Purpose | None
+) -> None:
+    """A route that rests on consent publishes only what its subscribers consented to."""
+    if ROUTE_KINDS[kind].by_consent and purpose is not None and purpose.legal_basis != basis:
+        raise PolicyError(
+            f"policy [{where}]: legal_basis is {basis!r} but its purpose {purpose.name!r} "
+            f"rests on {purpose.legal_basis!r}; make them agree"
+        )
+    if basis != "consent":
+        return
+    if not ROUTE_KINDS[kind].by_consent:
+        raise PolicyError(
+            f"policy [{where}]: a {kind} route cannot rest on consent (no consent decides "
+            "what it receives); name its real legal basis"
+        )
+    if not requires:
+        raise PolicyError(
+            f"policy [{where}]: the legal basis is consent, so the route must have "
+            "requires_consent = true: without it the records of subscribers who did not "
+            "consent reach it too (pseudonymized data is still personal data)"
+        )

@@ -5,7 +5,29 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.core.fields import FIELDS, Owner
-from pipeline.core.policy import LEGAL_BASES, Policy
+from pipeline.core.policy import LEGAL_BASES, Policy, Route, RouteKind
+
+
+def erasure(route: Route) -> str:
+    """What erasure (Art. 17) means for a route's topic, a log that cannot delete one record."""
+    kept = f"each output is deleted by the topic's retention, {route.retention_days} days"
+    if route.kind is RouteKind.LAWFUL_INTERCEPT:
+        return f"{kept}; not erasable on request while the warrant's legal obligation holds"
+    if route.kind is RouteKind.BILLING:
+        return (
+            f"{kept} (until a bill can no longer be challenged); `cdrveil subject access` "
+            "finds the subject's outputs by MSISDN or IMSI"
+        )
+    after = (
+        "a consent withdrawal stops the outputs of everything processed after it"
+        if route.requires_consent
+        # Objections are issue 16's other half; until the policy acts on them, say so.
+        else "an objection (Art. 21) is not yet acted on by the pipeline"
+    )
+    return (
+        f"{kept}; `cdrveil subject pseudonyms` gives the holders of copies the pseudonyms to "
+        "delete; shredding a key epoch makes all its pseudonyms unlinkable for good; " + after
+    )
 
 
 def ropa_document(policy: Policy) -> dict[str, Any]:
@@ -33,6 +55,7 @@ def ropa_document(policy: Policy) -> dict[str, Any]:
                 "recipients": route.recipients,
                 "topic": route.topic,
                 "retentionDays": route.retention_days,
+                "erasure": erasure(route),
             }
         )
     activities.append(
@@ -49,6 +72,8 @@ def ropa_document(policy: Policy) -> dict[str, Any]:
             "recipients": policy.dead_letter_recipients,
             "topic": policy.dead_letter_topic,
             "retentionDays": policy.dead_letter_retention_days,
+            "erasure": "each dead letter is deleted by the topic's retention, "
+            f"{policy.dead_letter_retention_days} days",
         }
     )
     return {
@@ -105,6 +130,14 @@ def ropa_markdown(policy: Policy) -> str:
         f"| {a['recipients']} | `{a['topic']}` | {a['retentionDays']} days |"
         for a in doc["processingActivities"]
     ]
+    lines += [
+        "",
+        "## Access and erasure (Art. 15, 17)",
+        "",
+        "Topics are logs: one record cannot be deleted from them. Per route:",
+        "",
+    ]
+    lines += [f"- {a['route']}: {a['erasure']}" for a in doc["processingActivities"]]
     lines += ["", "## Security measures (Art. 32)", ""]
     lines += [f"- {measure}" for measure in doc["securityMeasures"]]
     lines += [

@@ -157,7 +157,8 @@ def test_each_record_shape_gets_its_own_builder_and_a_flood_of_shapes_stays_boun
     monkeypatch.setattr(compiled_routes, "MAX_SHAPES", 3)
     fresh = Engine(engine.policy, engine._pseudonymizer, engine.decoder, engine.home_networks)
     index = WarrantIndex(engine.decoder.msisdn)
-    consent = {SERVED: ConsentState(1, frozenset(PURPOSES[:1]))}
+    # Marketing and service improvement: the routes that require consent build too.
+    consent = {SERVED: ConsentState(1, frozenset(PURPOSES[:2]))}
     for extra in range(8):
         record = mo_call()
         record[f"vendorField{extra}"] = extra  # a new shape every time

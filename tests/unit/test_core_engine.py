@@ -235,21 +235,21 @@ def test_service_improvement_with_consent_has_clear_identifiers(engine: Engine) 
     assert value["changeOfLocation"][0]["location"]["cellId"] == 4712
 
 
-def test_service_improvement_without_consent_pseudonymizes_and_generalizes(
-    engine: Engine, pseudonymizer: Pseudonymizer
+@pytest.mark.parametrize(
+    "consent",
+    [
+        nobody,
+        grants(served=("marketing", "fraud_prevention", "network_planning")),
+        grants(other=("service_improvement",)),
+        states({SERVED: ()}).get,
+    ],
+    ids=["no-state", "other-purposes", "only-other-party", "empty-state"],
+)
+def test_service_improvement_drops_the_record_unless_the_served_subscriber_consented(
+    engine: Engine, consent: Lookup
 ) -> None:
-    """Pseudonyms for identities, TAC for the IMEI, location area, UTC hour, no cell path."""
-    value = body(by_topic(run(engine, mo_call()))[topic("service_improvement")])
-    purpose = "service_improvement"
-    assert value["servedMSISDN"] == pseudonymizer.pseudonym(purpose, "msisdn", SERVED)
-    assert value["servedIMSI"] == pseudonymizer.pseudonym(purpose, "imsi", SERVED_IMSI)
-    assert value["servedIMEI"] == SERVED_TAC
-    assert value["location"] == {"mccMnc": "24001", "locationAreaCode": 1201}
-    assert value["seizureTime"] == UTC_HOUR
-    assert value["answerTime"] == UTC_HOUR
-    assert value["releaseTime"] == UTC_HOUR
-    assert "changeOfLocation" not in value
-    assert value["calledNumber"] == pseudonymizer.pseudonym(purpose, "msisdn", OTHER)
+    """The notice promises "better service" only with consent: no consent, no record at all."""
+    assert topic("service_improvement") not in by_topic(run(engine, mo_call(), consent))
 
 
 @pytest.mark.parametrize(
@@ -264,21 +264,16 @@ def test_service_improvement_without_consent_pseudonymizes_and_generalizes(
 )
 def test_times_are_generalized_to_the_utc_hour(engine: Engine, time: str, hour: str) -> None:
     """Offsets are converted to UTC before truncating to the hour (also across midnight)."""
-    value = body(by_topic(run(engine, mo_sms(originationTime=time)))[topic("service_improvement")])
+    value = body(by_topic(run(engine, mo_sms(originationTime=time)))[topic("network_planning")])
     assert value["originationTime"] == hour
 
 
-def test_the_other_party_is_judged_by_its_own_consent(
-    engine: Engine, pseudonymizer: Pseudonymizer
-) -> None:
-    """A consenting other party appears in clear while the served subscriber is pseudonymized."""
-    value = body(
-        by_topic(run(engine, mo_call(), grants(other=("service_improvement",))))[
-            topic("service_improvement")
-        ]
-    )
+def test_the_other_party_is_judged_by_its_own_consent(engine: Engine) -> None:
+    """A consenting other party appears in clear (without its consent: the next test)."""
+    consent = grants(served=("service_improvement",), other=("service_improvement",))
+    value = body(by_topic(run(engine, mo_call(), consent))[topic("service_improvement")])
     assert value["calledNumber"] == OTHER
-    assert value["servedMSISDN"] == pseudonymizer.pseudonym("service_improvement", "msisdn", SERVED)
+    assert value["servedMSISDN"] == SERVED
 
 
 def test_a_consenting_subscriber_does_not_expose_a_non_consenting_other_party(
@@ -298,9 +293,8 @@ def test_the_other_partys_consent_to_another_purpose_does_not_count(
     engine: Engine, pseudonymizer: Pseudonymizer
 ) -> None:
     """Consent is per purpose: marketing consent does not reveal a number to service_improvement."""
-    value = body(
-        by_topic(run(engine, mt_sms(), grants(other=("marketing",))))[topic("service_improvement")]
-    )
+    consent = grants(served=("service_improvement",), other=("marketing",))
+    value = body(by_topic(run(engine, mt_sms(), consent))[topic("service_improvement")])
     assert value["originationNumber"] == pseudonymizer.pseudonym(
         "service_improvement", "msisdn", OTHER
     )
@@ -382,12 +376,9 @@ def test_every_input_form_gives_the_same_pseudonym(engine: Engine) -> None:
 
 def test_pseudonyms_of_one_subscriber_differ_between_purposes(engine: Engine) -> None:
     """Two purposes' records cannot be joined on the pseudonym."""
-    outputs = by_topic(run(engine, mo_call()))
-    keys = {
-        outputs[topic(p)].key
-        for p in ("service_improvement", "fraud_prevention", "network_planning")
-    }
-    assert len(keys) == 3
+    outputs = by_topic(run(engine, mo_call(), grants(served=ALL)))
+    keys = {outputs[topic(p)].key for p in ALL}
+    assert len(keys) == len(ALL) == 4
 
 
 def test_analytics_values_are_allow_lists(engine: Engine) -> None:

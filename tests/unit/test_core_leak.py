@@ -244,14 +244,18 @@ def test_the_canary_records_exercise_every_form_and_field() -> None:
 def test_no_canary_appears_in_any_analytics_output(leak_outputs: list[Output]) -> None:
     """Keys, values and headers of every analytics output: zero canary hits, in any form."""
     analytics = [o for o in leak_outputs if o.topic.startswith(ANALYTICS_PREFIX)]
-    # Fraud prevention, service improvement and network planning for each record, both paths.
-    assert len(analytics) == 2 * 3 * 5 * CANARIES
+    # Fraud prevention and network planning for each record, both paths (marketing and
+    # service improvement require consent, and nobody granted any).
+    assert len(analytics) == 2 * 2 * 5 * CANARIES
     assert leaks(haystack(analytics)) == []
 
 
-def test_no_marketing_output_without_consent(leak_outputs: list[Output]) -> None:
-    """Nobody granted marketing: no marketing record at all."""
-    assert not [o for o in leak_outputs if o.topic == ANALYTICS_PREFIX + "marketing"]
+@pytest.mark.parametrize("purpose", ["marketing", "service_improvement"])
+def test_no_output_of_a_consent_based_purpose_without_consent(
+    leak_outputs: list[Output], purpose: str
+) -> None:
+    """Nobody granted marketing or service improvement: no record of theirs at all."""
+    assert not [o for o in leak_outputs if o.topic == ANALYTICS_PREFIX + purpose]
 
 
 def test_the_scanner_finds_canaries_where_they_are_allowed(leak_outputs: list[Output]) -> None:

@@ -316,3 +316,159 @@ def test_policy_check_refuses_a_topic_the_pipeline_reads(
     assert main(["policy-check", str(path)]) == 2
     error = capsys.readouterr().err
     assert "[routes.lawful_intercept] topic 'consent.state' is one the pipeline reads" in error
+
+
+# -- strict files: every key of every table is a known one ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "where", "key", "nearest"),
+    [
+        # The issue's two examples: a misspelt selection and a misspelt retention.
+        (
+            "requires_consent = true",
+            'requires_consent = true\nselct = "all"',
+            "[routes.marketing]",
+            "selct",
+            "select",
+        ),
+        (
+            'retention_days = 365\ncategories = "traffic"',
+            'retention_dyas = 365\ncategories = "traffic"',
+            "[routes.marketing]",
+            "retention_dyas",
+            "retention_days",
+        ),
+        (
+            'categories = "all"',
+            'categories = "all"\nrecipent = "x"',
+            "[routes.lawful_intercept]",
+            "recipent",
+            "recipients",
+        ),
+        (
+            MARKETING_MSISDN,
+            'servedMsisdn = "pseudonymize"',
+            "[routes.marketing.fields]",
+            "servedMsisdn",
+            "servedMSISDN",
+        ),
+        (
+            MARKETING_MSISDN,
+            'servedMSISDN = { consented = "keep", otherwise = "pseudonymize", otherwsie = "drop" }',
+            "the rule for 'servedMSISDN' in [routes.marketing.fields]",
+            "otherwsie",
+            "otherwise",
+        ),
+        (
+            'recipients = "operators"',
+            'recipients = "operators"\nretension_days = 3',
+            "[dead_letter]",
+            "retension_days",
+            "retention_days",
+        ),
+        (
+            'data_subjects = "subscribers"',
+            'data_subjects = "subscribers"\ndpo_contakt = "x"',
+            "[policy]",
+            "dpo_contakt",
+            "dpo_contact",
+        ),
+        (
+            'title = "Offers"',
+            'title = "Offers"\ndescripton = "x"',
+            "[purposes.marketing]",
+            "descripton",
+            "description",
+        ),
+        ("[policy]", "rotues = 1\n[policy]", "the top level", "rotues", "routes"),
+        ("[policy]", "[securty]\nmeasures = []\n[policy]", "the top level", "securty", "security"),
+    ],
+)
+def test_an_unknown_key_is_refused_with_its_table_and_the_nearest_known_key(
+    old: str, new: str, where: str, key: str, nearest: str
+) -> None:
+    """A typo in any table changes what the file means; it is refused, never ignored."""
+    with pytest.raises(PolicyError) as refused:
+        parse(changed(old, new))
+    message = str(refused.value)
+    assert f"'{key}' in {where}" in message
+    assert f"did you mean '{nearest}'?" in message
+
+
+def test_selct_is_refused_rather_than_sending_every_record_to_billing() -> None:
+    """The issue's case: `selct = "billable"` read as no selection, and billing got all."""
+    with pytest.raises(PolicyError, match=r"unknown key 'selct' in \[routes.billing\]"):
+        parse(MINIMAL + BILLING.replace('select = "billable"', 'selct = "billable"'))
+
+
+def test_a_misspelt_retention_is_named_as_the_typo_not_as_a_missing_key() -> None:
+    """`retention_dyas` used to get a message about `retention_days`; now about itself."""
+    with pytest.raises(PolicyError) as refused:
+        parse(changed("retention_days = 7", "retention_dyas = 7"))
+    assert "unknown key 'retention_dyas' in [dead_letter]; did you mean 'retention_days'?" in str(
+        refused.value
+    )
+
+
+def test_an_unknown_key_with_nothing_near_lists_the_known_ones() -> None:
+    """Without a close match the message says what the table may hold."""
+    with pytest.raises(
+        PolicyError, match=r"unknown key 'zzz' in \[purposes.marketing\]; known: title"
+    ):
+        parse(changed('title = "Offers"', 'title = "Offers"\nzzz = 1'))
+
+
+@pytest.mark.parametrize(
+    "key", ['select = "all"', '[routes.lawful_intercept.fields]\nrecordType = "keep"']
+)
+def test_a_lawful_intercept_route_refuses_keys_that_would_mean_nothing(key: str) -> None:
+    """LI carries complete records of warrant targets: a selection or field list is a mistake."""
+    with pytest.raises(PolicyError, match="would mean nothing here"):
+        parse(changed('categories = "all"', f'categories = "all"\n{key}'))
+
+
+def test_policy_check_exits_2_naming_the_unknown_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`cdrveil policy-check` on a typo: exit 2, the table, the key and the suggestion."""
+    path = tmp_path / "policy.toml"
+    path.write_text(MINIMAL + BILLING.replace('select = "billable"', 'selct = "billable"'))
+    assert main(["policy-check", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert "OK" not in captured.out
+    assert "unknown key 'selct' in [routes.billing]; did you mean 'select'?" in captured.err
+
+
+# -- a route that rests on consent requires it ------------------------------------------------
+
+
+def test_a_consent_based_route_that_does_not_require_consent_is_refused() -> None:
+    """Without requires_consent, non-consenting subscribers' records would reach it."""
+    with pytest.raises(PolicyError, match="the legal basis is consent, so the route must have"):
+        parse(changed("requires_consent = true", "requires_consent = false"))
+    with pytest.raises(PolicyError, match="requires_consent = true"):
+        parse(changed("requires_consent = true\n", ""))
+
+
+def test_a_billing_route_cannot_rest_on_consent() -> None:
+    """Consent decides nothing on billing, so it cannot be billing's basis."""
+    with pytest.raises(PolicyError, match="a billing route cannot rest on consent"):
+        parse(MINIMAL + BILLING.replace('legal_basis = "contract"', 'legal_basis = "consent"'))
+
+
+def test_a_route_and_its_purpose_must_name_the_same_legal_basis() -> None:
+    """The route and its purpose are one processing: two bases would contradict each other."""
+    text = changed(
+        'legal_basis = "consent"\nlegal_reference',
+        'legal_basis = "legitimate_interest"\nlegal_reference',
+    )
+    with pytest.raises(PolicyError, match="its purpose 'marketing' rests on 'consent'"):
+        parse(text)
+
+
+def test_every_consent_based_route_of_the_default_policy_requires_consent(policy: Policy) -> None:
+    """The notice: better recommendations and better service only with consent."""
+    consent_based = [r for r in policy.routes.values() if r.legal_basis == "consent"]
+    assert {r.name for r in consent_based} == {"marketing", "service_improvement"}
+    assert all(r.requires_consent for r in consent_based)

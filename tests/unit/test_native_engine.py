@@ -439,8 +439,9 @@ def policies(draw: st.DrawFn) -> Policy:
     parts = [
         '[policy]\nname = "generated"\ncontroller = "c"\ndpo_contact = "d"\ndata_subjects = "s"\n',
     ]
+    bases = {}
     for purpose in PURPOSES:
-        basis = draw(st.sampled_from(["consent", "legitimate_interest"]))
+        basis = bases[purpose] = draw(st.sampled_from(["consent", "legitimate_interest"]))
         parts.append(
             f'[purposes.{purpose}]\ntitle = "t"\ndescription = "d"\nlegal_basis = "{basis}"\n'
         )
@@ -457,8 +458,9 @@ def policies(draw: st.DrawFn) -> Policy:
             else draw(st.sampled_from(["billing", "marketing"]))
         )
         select = draw(st.sampled_from(["all", "billable"]))
-        requires = kind == "analytics" and draw(st.booleans())
-        basis = "contract" if kind == "billing" else "consent"
+        # An analytics route rests on its purpose's basis; one on consent must require it.
+        basis = "contract" if kind == "billing" else bases[purpose]
+        requires = kind == "analytics" and (basis == "consent" or draw(st.booleans()))
         parts.append(
             f'[routes.r{index}]\nkind = "{kind}"\npurpose = "{purpose}"\ntopic = "t.r{index}"\n'
             f'legal_basis = "{basis}"\n{common}select = "{select}"\n'

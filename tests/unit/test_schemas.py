@@ -34,7 +34,14 @@ METASCHEMA = "https://json-schema.org/draft/2020-12/schema"
 NARROWING_KEYWORDS = {"if", "then", "else", "allOf", "anyOf", "oneOf", "not"}
 
 INPUT_SCHEMAS = ["voice-cdr", "sms-record", "consent-state", "warrant"]
-OUTPUT_SCHEMAS = ["lawful-intercept", "billing", "analytics", "dead-letter", "output-headers"]
+OUTPUT_SCHEMAS = [
+    "lawful-intercept",
+    "billing",
+    "analytics",
+    "dead-letter",
+    "output-headers",
+    "subject-access",
+]
 SCHEMA_FILES = sorted(SCHEMA_DIR.glob(f"*{SCHEMA_SUFFIX}"))
 VALID_EXAMPLES = sorted(EXAMPLE_DIR.glob("*.json"))
 
