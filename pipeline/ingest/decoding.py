@@ -110,7 +110,9 @@ def decode_range(
     dumps = orjson.dumps
     for item in decode_cdr_file(data, name, decoder, start=start):
         if stop is not None and item.offset >= stop:
-            return Window(items, stop, last=False)
+            # Whether a window is the file's last depends on where it ends, not on how
+            # the loop ended (a window ending at the file's end must say so).
+            return Window(items, stop, last=stop >= len(data))
         if isinstance(item, DecodedCdr):
             record = item.record
             msisdn = record.get("servedMSISDN")
@@ -119,7 +121,7 @@ def decode_range(
         else:
             append(Rejected(item.offset, item.code, item.message, item.data))
         if limit is not None and len(items) >= limit:
-            return Window(items, item.end, last=False)
+            return Window(items, item.end, last=item.end >= len(data))
     # Items tile the file to its end: the last window ends where the file does.
     return Window(items, len(data), last=True)
 

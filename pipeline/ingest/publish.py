@@ -210,7 +210,9 @@ class FileIngester:
         if state is not None and state.done:
             return FileResult(path, FileOutcome.ALREADY_DONE, offset=state.offset)
         offset = 0 if state is None else state.offset
-        result = FileResult(path, FileOutcome.INTERRUPTED, offset=offset)
+        # An empty file takes the same path (one window, of no items, marked done), so it
+        # ends with a done state like any file and is moved away in watch mode.
+        result = FileResult(path, FileOutcome.INTERRUPTED, offset=offset, empty=not data)
         progress = None
         if self.show_progress:
             header = CdrFileReader(data).header
