@@ -76,7 +76,8 @@ def assert_records(built: CdrFile, by_id: dict[str, Any], indexes: range | list[
 
 
 def assert_dead_letter(message: Any, code: str, offset: int, value: bytes) -> None:
-    """A dead letter names its reason, file and offset, and carries the octets untouched."""
+    """A dead letter names its reason, file and offset, and carries the octets untouched:
+    the file's from that offset (whether framing or decoding rejected them)."""
     assert header(message, "dlq.error.code") == code
     assert header(message, "dlq.source.file") == NAME
     assert header(message, "dlq.source.offset") == str(offset)
@@ -224,7 +225,9 @@ async def test_a_record_the_decoder_rejects_is_dead_lettered_with_its_reason(
     by_id, dead = await ingest_and_read(ingest_settings, path, len(RECORDS) - 1, 1)
 
     assert_records(built, by_id, [i for i in range(len(RECORDS)) if i != 4])
-    assert_dead_letter(dead[0], MISSING_FIELD, built.offsets[4], anonymous)
+    start, end = _cut(built, 4)
+    assert built.data[end - len(anonymous) : end] == anonymous
+    assert_dead_letter(dead[0], MISSING_FIELD, start, built.data[start:end])  # header and record
     assert "servedMSISDN" in (header(dead[0], "dlq.error.message") or "")
 
 
