@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pipeline.ber.errors import UNSUPPORTED_FORMAT, CdrRejection
 from pipeline.ber.file import CdrFileReader, CdrFrame
 from pipeline.ber.layout import DATA_FORMAT_BER
-from pipeline.ber.records import VOICE_RECORD_TYPES, BerRecordDecoder, record_id_for
+from pipeline.ber.records import VOICE_RECORD_TYPES, BerRecordDecoder, RecordIds
 
 __all__ = ["DecodedCdr", "RejectedCdr", "decode_cdr_file", "rejection"]
 
@@ -77,8 +77,9 @@ def decode_cdr_file(
     data: bytes, file_name: str, decoder: BerRecordDecoder, *, start: int | None = None
 ) -> Iterator[DecodedCdr | RejectedCdr]:
     """Frame and decode every CDR of one file held in memory, from ``start`` if resuming."""
+    record_id_at = RecordIds(file_name)
     for item in CdrFileReader(data).frames(start):
-        record_id = record_id_for(file_name, item.offset)
+        record_id = record_id_at(item.offset)
         if not isinstance(item, CdrFrame):
             end = item.offset + len(item.data)
             yield rejection(data, item.offset, end, record_id, item.code, item.message)

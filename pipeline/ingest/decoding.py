@@ -180,6 +180,10 @@ def _init_worker(settings: DecoderSettings, parent: int) -> None:
     _decoder = settings.build()
 
 
+def _started() -> None:
+    """Nothing: a first task, so that the process starts (see ``DecoderPool``)."""
+
+
 def _decode_in_worker(path: str, size: int, name: str, start: int | None, stop: int) -> Window:
     global _file  # the file in hand, read once per worker process
     if _file[0] != path or len(_file[1]) != size:
@@ -203,6 +207,11 @@ class DecoderPool:
             initializer=_init_worker,
             initargs=(settings, os.getpid()),
         )
+        # Processes start on demand, and a spawned one takes about half a second to import
+        # the decoder: ask for them all now, so they start while the producer connects and
+        # the first file is read, not when its first window is due.
+        for _ in range(jobs):
+            self._executor.submit(_started)
 
     async def windows(
         self, path: str, data: bytes, name: str, start: int | None, per_window: int

@@ -98,9 +98,12 @@ async def _ingester(
     progress_stream: TextIO | None,
     on_checkpoint: Checkpoint | None,
 ) -> AsyncIterator[FileIngester]:
-    """A file ingester with its producer and decoding processes, all stopped on exit."""
-    async with _started_producer(settings) as producer:
-        with _decoder_pool(settings, jobs) as pool:
+    """A file ingester with its producer and decoding processes, all stopped on exit.
+
+    The processes first: they start while the producer connects.
+    """
+    with _decoder_pool(settings, jobs) as pool:
+        async with _started_producer(settings) as producer:
             yield FileIngester(
                 settings,
                 producer,
