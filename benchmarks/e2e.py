@@ -33,10 +33,11 @@ from benchmarks.harness import (
 from benchmarks.readback import Latency, latency
 from pipeline.errors import ConfigError
 from pipeline.factory import native_engine_class
+from pipeline.harness import scan
 from pipeline.settings import ENGINES, Settings
 from pipeline.shell.broker import free_port
 from pipeline.shell.clients import publisher as input_producer
-from pipeline.shell.offsets import log_end_offsets, wait_until_committed
+from pipeline.shell.offsets import wait_until_committed
 from pipeline.shell.topics import TopicNames
 from pipeline.synth import Workload, consent_states, records, warrants
 
@@ -127,6 +128,11 @@ class ConsumerRun:
         }
 
 
+async def count_messages(settings: Settings, topics: list[str]) -> int:
+    """How many messages ``topics`` hold, by reading every one of them."""
+    return await scan(settings, topics, lambda _message: None, client_id="cdrveil-bench-count")
+
+
 async def run_consumers(
     ctx: Context,
     settings: Settings,
@@ -138,7 +144,10 @@ async def run_consumers(
 ) -> ConsumerRun:
     """Start ``processes`` copies of ``argv`` in one group; measure until all is committed.
 
-    ``outputs`` must be empty topics: the run's output count is their end offsets.
+    ``outputs`` must be empty topics. Both counts come from reading the topics, not from
+    their end offsets (on the embedded broker those undercount a consumer's reads): the
+    inputs are counted and checked against the offsets the group committed to, the outputs
+    are counted.
     """
     names = TopicNames(settings.topic_prefix)
     spawned_at = time.monotonic()
@@ -158,10 +167,16 @@ async def run_consumers(
     finally:
         for child in children:
             ctx.fleet.stop(child)
-    produced = sum((await log_end_offsets(settings, outputs)).values())
+    consumed = await count_messages(settings, list(names.inputs))
+    if consumed != sum(ends.values()):
+        raise RuntimeError(
+            f"{name}: the inputs' end offsets say {sum(ends.values()):,} records, "
+            f"reading them gives {consumed:,}: no figure from this run"
+        )
+    produced = await count_messages(settings, outputs)
     return ConsumerRun(
         processes=processes,
-        records=sum(ends.values()),
+        records=consumed,
         outputs=produced,
         seconds=finished - first,
         cpu_seconds=sum(s.cpu_seconds for s in stats) - before,

@@ -9,7 +9,8 @@ spanning exactly the announced CDR length (random octets pass that test about on
 four million offsets). A CDR that frames well but is not followed by another CDR is
 searched for a CDR starting inside it (octets lost inside a record, lengths intact). So
 a damaged record usually costs that record alone, and the rest of the file still flows.
-The items tile the file: each starts where the previous one ended.
+The items tile the file: each starts where the previous one ended. An empty file has no
+items (no octets, so no stretch to report).
 
 Framing error codes: ``bad_file_header`` (the file header is inconsistent: the CDRs are
 then found by resynchronising), ``bad_cdr_header`` (no CDR header at an offset where one
@@ -192,6 +193,8 @@ class CdrFileReader:
         a bad file header is reported first, covering the octets up to the first CDR found.
         """
         data, end = self._data, len(self._data)
+        if end == 0:
+            return  # an empty file: nothing in it, not even a bad header
         if start is not None:
             pos = start
         elif self.header is not None:
@@ -235,9 +238,12 @@ def not_a_cdr_file(data: bytes) -> str | None:
     """Why ``data`` is no TS 32.297 file at all, or None if it may be one (damaged or not).
 
     A file whose header cannot be read but which holds CDRs is a damaged CDR file: its
-    header is a dead letter and its CDRs flow. One with neither (a JSON-lines file, a log,
-    an empty file) is the wrong file: cut into dead letters, it would only hide the mistake.
+    header is a dead letter and its CDRs flow. One with neither (a JSON-lines file, a log)
+    is the wrong file: cut into dead letters, it would only hide the mistake. An empty file
+    is no mistake: network elements close one at a rotation boundary with nothing in it.
     """
+    if not data:
+        return None
     reader = CdrFileReader(data)
     if reader.header is not None:
         return None

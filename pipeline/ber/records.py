@@ -32,7 +32,7 @@ from pipeline.ber.fields import CONVERTERS, DecodeOptions, RawRecord
 from pipeline.ber.reference import PycrateEngine
 from pipeline.ber.schema import Kind, RecordSchema
 
-__all__ = ["VOICE_RECORD_TYPES", "BerRecordDecoder", "Engine", "record_id_for"]
+__all__ = ["VOICE_RECORD_TYPES", "BerRecordDecoder", "Engine", "RecordIds", "record_id_for"]
 
 Engine = Literal["fast", "pycrate"]
 
@@ -49,12 +49,26 @@ def record_id_for(file_name: str, offset: int) -> str:
 
     Only the base name counts: a path (e.g. the done folder) does not change the id.
     """
-    file_name = PurePath(file_name).name
-    suffix = f":{offset}"
-    if len(file_name) + len(suffix) <= MAX_RECORD_ID:
-        return file_name + suffix
-    digest = hashlib.sha256(file_name.encode("utf-8", "surrogateescape")).hexdigest()[:32]
-    return f"sha256-{digest}{suffix}"
+    return RecordIds(file_name)(offset)
+
+
+class RecordIds:
+    """``record_id_for`` of one file, with the name worked out once (not once per CDR)."""
+
+    __slots__ = ("_hashed", "_name")
+
+    def __init__(self, file_name: str) -> None:
+        """The ids of the file ``file_name`` (a path or a base name)."""
+        self._name = PurePath(file_name).name
+        digest = hashlib.sha256(self._name.encode("utf-8", "surrogateescape")).hexdigest()
+        self._hashed = f"sha256-{digest[:32]}"
+
+    def __call__(self, offset: int) -> str:
+        """The id of the CDR whose header starts at ``offset``."""
+        suffix = f":{offset}"
+        if len(self._name) + len(suffix) <= MAX_RECORD_ID:
+            return self._name + suffix
+        return self._hashed + suffix
 
 
 class BerRecordDecoder:

@@ -173,6 +173,7 @@ def _ingest(args: argparse.Namespace) -> int:
                 window=DEFAULT_WINDOW if args.window is None else args.window,
                 show_progress=not args.no_progress,
                 jobs=DEFAULT_JOBS if args.jobs is None else args.jobs,
+                metrics_file=args.metrics_file,
             )
         )
     except asyncio.CancelledError:
@@ -419,7 +420,8 @@ def add_commands(commands: Subparsers) -> None:
         "stopped, a file whose state says done is skipped. Ctrl-C (or SIGTERM) finishes the "
         "windows in flight, saves the state and exits 130 (0 for a watcher that was idle). "
         "With --watch, files are taken once unchanged for --settle seconds (hidden, .tmp "
-        "and .part names never) and moved to the done folder.",
+        "and .part names never) and moved to the done folder. An empty file is done: "
+        "nothing published, no dead letter, counted in the summary.",
     )
     ingest.add_argument("files", nargs="*", type=Path, metavar="FILE", help="CDR files")
     ingest.add_argument("--watch", type=Path, metavar="DIR", help="watch DIR for closed files")
@@ -444,6 +446,13 @@ def add_commands(commands: Subparsers) -> None:
         metavar="N",
         help="decoding processes; 0 decodes in the publishing process (default: one per "
         "core, at most 2)",
+    )
+    ingest.add_argument(
+        "--metrics-file",
+        type=Path,
+        metavar="PATH",
+        help="write Prometheus metrics (files by outcome, empty files, records, dead letters) "
+        "to PATH after every file, for node_exporter's textfile collector",
     )
     ingest.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_setting_flags(ingest, *NUMBERING, "log_level")

@@ -4,7 +4,8 @@ Each file is decoded by ``pipeline.ber`` (the file layout, then each BER record 
 JSON record of the topics, numbers with the settings' country code and trunk prefix, a
 location without MCC-MNC in the first home network). Records go to ``cdr.voice`` or
 ``cdr.sms`` (key: the served MSISDN as the record carries it, or none), every rejected
-CDR or damaged stretch to ``traffic.dead-letter`` with its octets and the headers
+CDR or damaged stretch to ``traffic.dead-letter`` with the file's octets from its offset
+(a CDR's header and record, or the stretch: ``pipeline.ber.reader``) and the headers
 ``dlq.error.code``, ``dlq.error.message``, ``dlq.source.file`` (base name),
 ``dlq.source.offset`` (byte offset in the file), ``dlq.timestamp`` and
 ``cdrveil.version``.

@@ -110,7 +110,9 @@ def decode_range(
     dumps = orjson.dumps
     for item in decode_cdr_file(data, name, decoder, start=start):
         if stop is not None and item.offset >= stop:
-            return Window(items, stop, last=False)
+            # Whether a window is the file's last depends on where it ends, not on how
+            # the loop ended (a window ending at the file's end must say so).
+            return Window(items, stop, last=stop >= len(data))
         if isinstance(item, DecodedCdr):
             record = item.record
             msisdn = record.get("servedMSISDN")
@@ -119,7 +121,7 @@ def decode_range(
         else:
             append(Rejected(item.offset, item.code, item.message, item.data))
         if limit is not None and len(items) >= limit:
-            return Window(items, item.end, last=False)
+            return Window(items, item.end, last=item.end >= len(data))
     # Items tile the file to its end: the last window ends where the file does.
     return Window(items, len(data), last=True)
 
@@ -178,6 +180,10 @@ def _init_worker(settings: DecoderSettings, parent: int) -> None:
     _decoder = settings.build()
 
 
+def _started() -> None:
+    """Nothing: a first task, so that the process starts (see ``DecoderPool``)."""
+
+
 def _decode_in_worker(path: str, size: int, name: str, start: int | None, stop: int) -> Window:
     global _file  # the file in hand, read once per worker process
     if _file[0] != path or len(_file[1]) != size:
@@ -201,6 +207,11 @@ class DecoderPool:
             initializer=_init_worker,
             initargs=(settings, os.getpid()),
         )
+        # Processes start on demand, and a spawned one takes about half a second to import
+        # the decoder: ask for them all now, so they start while the producer connects and
+        # the first file is read, not when its first window is due.
+        for _ in range(jobs):
+            self._executor.submit(_started)
 
     async def windows(
         self, path: str, data: bytes, name: str, start: int | None, per_window: int

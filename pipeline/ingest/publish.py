@@ -3,10 +3,11 @@
 A window is a few thousand consecutive items of the file (CDRs and rejected stretches).
 Decoded records go to ``cdr.voice`` / ``cdr.sms`` as JSON (key: the served MSISDN as the
 record carries it, or none); rejected items to ``traffic.dead-letter`` with their octets
-as the value. Each window is handed to the producer as whole record batches (the worker's
-``OutputBatch``); once the broker has acknowledged every message of a window, the state
-beside the file moves to the window's end. Two windows may be in flight, so the broker
-stores one while the next is decoded; checkpoints still follow file order.
+(the file's, from the item's offset: ``pipeline.ber.reader``) as the value. Each window
+is handed to the producer as whole record batches (the worker's ``OutputBatch``); once
+the broker has acknowledged every message of a window, the state beside the file moves
+to the window's end. Two windows may be in flight, so the broker stores one while the
+next is decoded; checkpoints still follow file order.
 
 A stop request is honoured between windows: the windows already handed over are
 acknowledged and checkpointed, then the file is left for the next run to resume. So a
@@ -210,7 +211,9 @@ class FileIngester:
         if state is not None and state.done:
             return FileResult(path, FileOutcome.ALREADY_DONE, offset=state.offset)
         offset = 0 if state is None else state.offset
-        result = FileResult(path, FileOutcome.INTERRUPTED, offset=offset)
+        # An empty file takes the same path (one window, of no items, marked done), so it
+        # ends with a done state like any file and is moved away in watch mode.
+        result = FileResult(path, FileOutcome.INTERRUPTED, offset=offset, empty=not data)
         progress = None
         if self.show_progress:
             header = CdrFileReader(data).header

@@ -51,6 +51,8 @@ class FileResult:
     reason: str = ""
     #: Where a done file went (watch mode).
     moved_to: Path | None = None
+    #: The file had no octets (a rotation boundary with no CDR): done, nothing published.
+    empty: bool = False
 
 
 @dataclass
@@ -85,6 +87,11 @@ class IngestReport:
         return total
 
     @property
+    def empty(self) -> int:
+        """Empty files done (nothing in them to publish)."""
+        return sum(1 for f in self.files if f.empty and f.outcome is FileOutcome.DONE)
+
+    @property
     def seconds(self) -> float:
         """Time spent ingesting (idle time in watch mode excluded)."""
         return sum(f.seconds for f in self.files)
@@ -106,8 +113,9 @@ class IngestReport:
         rate = total / seconds if seconds > 0 else 0.0
         resumed = sum(1 for f in self.files if f.resumed_from is not None)
         head = f"ingested {self._count(FileOutcome.DONE)} files"
-        if resumed:
-            head += f" ({resumed} resumed)"
+        notes = [f"{n} {what}" for n, what in ((resumed, "resumed"), (self.empty, "empty")) if n]
+        if notes:
+            head += f" ({', '.join(notes)})"
         for outcome in (FileOutcome.ALREADY_DONE, FileOutcome.INTERRUPTED, FileOutcome.FAILED):
             if n := self._count(outcome):
                 head += f", {n} {outcome.value}"

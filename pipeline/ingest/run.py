@@ -14,7 +14,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Final, TextIO
 
@@ -24,6 +24,7 @@ from aiokafka.errors import KafkaConnectionError
 from pipeline.ber.file import not_a_cdr_file, parse_file_header
 from pipeline.errors import BrokerError, ConfigError
 from pipeline.ingest.decoding import DecoderPool
+from pipeline.ingest.metrics import write_metrics
 from pipeline.ingest.publish import DEFAULT_WINDOW, Checkpoint, FileIngester, decoder_settings
 from pipeline.ingest.report import FileOutcome, FileResult, IngestReport
 from pipeline.ingest.selection import SettleTracker, is_candidate, move_to_done
@@ -97,9 +98,12 @@ async def _ingester(
     progress_stream: TextIO | None,
     on_checkpoint: Checkpoint | None,
 ) -> AsyncIterator[FileIngester]:
-    """A file ingester with its producer and decoding processes, all stopped on exit."""
-    async with _started_producer(settings) as producer:
-        with _decoder_pool(settings, jobs) as pool:
+    """A file ingester with its producer and decoding processes, all stopped on exit.
+
+    The processes first: they start while the producer connects.
+    """
+    with _decoder_pool(settings, jobs) as pool:
+        async with _started_producer(settings) as producer:
             yield FileIngester(
                 settings,
                 producer,
@@ -143,6 +147,25 @@ def _log_result(result: FileResult) -> None:
         log.info("%s: already ingested (its state says done); skipped", result.path)
 
 
+def _recorder(report: IngestReport, metrics_file: Path | None) -> Callable[[FileResult], None]:
+    """Adds a result to ``report`` and rewrites the metrics file (if any) with the new counts."""
+
+    def write() -> None:
+        if metrics_file is None:
+            return
+        try:
+            write_metrics(report, metrics_file)
+        except OSError as exc:  # the metrics are a view of the work, not the work
+            log.warning("cannot write the metrics file %s (%s)", metrics_file, exc.strerror)
+
+    def add(result: FileResult) -> None:
+        report.add(result)
+        write()
+
+    write()  # from the start, so a scrape finds the file (with zero counts) at once
+    return add
+
+
 def check_input(path: Path) -> FileResult | None:
     """A FAILED result for a file that is missing or is no CDR file at all, else None.
 
@@ -172,13 +195,16 @@ async def ingest_files(
     progress_stream: TextIO | None = None,
     on_checkpoint: Checkpoint | None = None,
     jobs: int = 0,
+    metrics_file: Path | None = None,
 ) -> IngestReport:
     """Ingest each file in turn; files whose state says done are skipped.
 
-    ``jobs`` > 0 decodes in that many worker processes, 0 in this one.
+    ``jobs`` > 0 decodes in that many worker processes, 0 in this one. ``metrics_file``
+    is rewritten after every file (``pipeline.ingest.metrics``).
     """
     stop = stop if stop is not None else asyncio.Event()
     report = IngestReport()
+    add = _recorder(report, metrics_file)
     wanted: dict[Path, Path] = {}
     for path in paths:
         if not is_candidate(path.name):
@@ -188,7 +214,7 @@ async def ingest_files(
     for key, path in list(wanted.items()):
         if (refused := check_input(path)) is not None:
             _log_result(refused)
-            report.add(refused)
+            add(refused)
             del wanted[key]
     if not wanted:
         return report  # nothing to publish: no connection, no Kafka error to hide the cause
@@ -197,11 +223,11 @@ async def ingest_files(
     ) as ingester:
         for path in wanted.values():
             if stop.is_set():
-                report.add(FileResult(path, FileOutcome.INTERRUPTED, reason="not started"))
+                add(FileResult(path, FileOutcome.INTERRUPTED, reason="not started"))
                 continue
             result = await ingester.ingest(path)
             _log_result(result)
-            report.add(result)
+            add(result)
     report.stopped = stop.is_set()
     return report
 
@@ -219,6 +245,7 @@ async def watch_directory(
     progress_stream: TextIO | None = None,
     on_checkpoint: Checkpoint | None = None,
     jobs: int = 0,
+    metrics_file: Path | None = None,
 ) -> IngestReport:
     """Ingest files of ``directory`` as they close, and move each done one to ``done_dir``.
 
@@ -231,6 +258,7 @@ async def watch_directory(
     tracker = SettleTracker(settle_s)
     failed: dict[str, tuple[int, int]] = {}
     report = IngestReport()
+    add = _recorder(report, metrics_file)
     async with _ingester(
         settings, jobs, window, stop, show_progress, progress_stream, on_checkpoint
     ) as ingester:
@@ -254,7 +282,7 @@ async def watch_directory(
                 _log_result(result)
                 if result.outcome is FileOutcome.FAILED:
                     failed[path.name] = signature
-                report.add(result)
+                add(result)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), poll)
     report.stopped = True
@@ -299,6 +327,7 @@ async def run_ingest(
     window: int = DEFAULT_WINDOW,
     show_progress: bool = True,
     jobs: int = DEFAULT_JOBS,
+    metrics_file: Path | None = None,
 ) -> IngestReport:
     """The ``cdrveil ingest`` command: files or a watched directory, stopped by a signal."""
     stop = asyncio.Event()
@@ -313,7 +342,14 @@ async def run_ingest(
                 stop=stop,
                 show_progress=show_progress,
                 jobs=jobs,
+                metrics_file=metrics_file,
             )
         return await ingest_files(
-            settings, files, window=window, stop=stop, show_progress=show_progress, jobs=jobs
+            settings,
+            files,
+            window=window,
+            stop=stop,
+            show_progress=show_progress,
+            jobs=jobs,
+            metrics_file=metrics_file,
         )

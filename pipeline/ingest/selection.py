@@ -4,8 +4,9 @@ The convention: a file is closed once its size and modification time have not ch
 for a settle interval. Nothing has to be agreed with the charging gateway, and the
 write-then-rename convention works with it too: names that are hidden (``.name``) or end
 in ``.tmp`` or ``.part`` are never taken, so a writer that renames a finished file into
-place has it picked up one settle interval later. Empty files are not taken either (a
-writer that created the file has not started writing). The state files of this command
+place has it picked up one settle interval later. An empty file is taken like any other
+once settled: a network element closes one at a rotation boundary when it had no CDR to
+write, and it is done without publishing anything. The state files of this command
 (``*.cdrveil-ingest.json``) are not CDR files.
 
 A done file is moved into the done folder under its own name, or ``name.1``, ``name.2``...
@@ -56,7 +57,7 @@ class SettleTracker:
             self._seen[name] = _Seen(size, mtime_ns, now)
             # A zero settle interval still needs two looks: one look proves nothing.
             return False
-        return size > 0 and now - seen.since >= self.settle_s
+        return now - seen.since >= self.settle_s
 
     def forget(self, name: str) -> None:
         """Drop what is known of ``name`` (it was ingested and moved away)."""

@@ -3,7 +3,8 @@
 A dead letter keeps the input's key and bytes untouched; everything about it is in headers
 (``schemas/dead-letter.schema.json``). The worker writes the source topic, partition and
 offset of the record it rejected (:func:`dead_letter_headers`); ``cdrveil ingest`` writes the
-file and byte offset of a CDR it could not decode (:func:`file_dead_letter_headers`).
+file and the byte offset where the dead letter's octets start in it, a CDR's header or a
+damaged stretch (:func:`file_dead_letter_headers`; the rule is ``pipeline.ber.reader``'s).
 ``cdrveil replay``, the demo and the soak runs read them back by these names.
 
 Pure code (no Kafka client): the ingest and replay tools import it as well as the worker.

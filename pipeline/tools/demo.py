@@ -206,6 +206,16 @@ def summarize(
     return "\n".join(lines)
 
 
+def _check_read_back(names: TopicNames, back: Readback, published: Counter[str]) -> None:
+    """Every count the demo prints is read from the topics; the inputs read must be the
+    inputs published and acknowledged (end offsets alone undercount on the embedded broker)."""
+    read = sum(len(back.messages.get(topic, [])) for topic in names.inputs)
+    if read != sum(published.values()):
+        raise CdrveilError(
+            f"read back {read:,} input records, but {sum(published.values()):,} were published"
+        )
+
+
 async def _wait_for_tables(
     worker: WorkerProcess, consent: int, warrants: int, seconds: float
 ) -> None:
@@ -274,6 +284,7 @@ async def run_demo(config: DemoConfig) -> int:
                 topics = [*names.inputs, names.dead_letter(policy)]
                 topics += [names(route.topic) for route in policy.routes.values()]
                 back = await read_topics(settings, topics)
+                _check_read_back(names, back, sent.records)
                 print(summarize(names, policy, back, seconds, config, sent.seconds))
             finally:
                 code = worker.stop(strict=False)

@@ -77,3 +77,20 @@ def test_the_latency_figure_says_what_it_measures(
     assert "What it means: the demo published all 3,000 records in " in text
     assert "mostly time spent waiting in that queue, not the worker's latency" in text
     assert "CdrveilRecordLatencyHigh" in text
+
+
+def test_the_demo_refuses_to_report_inputs_it_did_not_read_back() -> None:
+    """Counts come from reading: fewer inputs read than published is an error, not a figure."""
+    from collections import Counter
+
+    from pipeline.errors import CdrveilError
+    from pipeline.shell.topics import TopicNames
+    from pipeline.tools.demo import Readback, _check_read_back
+
+    names = TopicNames("")
+    back = Readback({topic: [] for topic in names.inputs})
+    back.messages[names.inputs[0]] = [object()] * 108  # type: ignore[list-item]
+
+    _check_read_back(names, back, Counter(voice=108))
+    with pytest.raises(CdrveilError, match="read back 108 input records, but 200"):
+        _check_read_back(names, back, Counter(voice=108, sms=92))

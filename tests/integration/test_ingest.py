@@ -76,7 +76,8 @@ def assert_records(built: CdrFile, by_id: dict[str, Any], indexes: range | list[
 
 
 def assert_dead_letter(message: Any, code: str, offset: int, value: bytes) -> None:
-    """A dead letter names its reason, file and offset, and carries the octets untouched."""
+    """A dead letter names its reason, file and offset, and carries the octets untouched:
+    the file's from that offset (whether framing or decoding rejected them)."""
     assert header(message, "dlq.error.code") == code
     assert header(message, "dlq.source.file") == NAME
     assert header(message, "dlq.source.offset") == str(offset)
@@ -224,7 +225,9 @@ async def test_a_record_the_decoder_rejects_is_dead_lettered_with_its_reason(
     by_id, dead = await ingest_and_read(ingest_settings, path, len(RECORDS) - 1, 1)
 
     assert_records(built, by_id, [i for i in range(len(RECORDS)) if i != 4])
-    assert_dead_letter(dead[0], MISSING_FIELD, built.offsets[4], anonymous)
+    start, end = _cut(built, 4)
+    assert built.data[end - len(anonymous) : end] == anonymous
+    assert_dead_letter(dead[0], MISSING_FIELD, start, built.data[start:end])  # header and record
     assert "servedMSISDN" in (header(dead[0], "dlq.error.message") or "")
 
 
@@ -348,3 +351,58 @@ async def test_decoding_in_worker_processes_publishes_what_decoding_here_does(
         ("dlq.error.code", code.encode())
         for code in (BAD_FILE_HEADER, BAD_CDR_HEADER, CDR_LENGTH_MISMATCH, TRUNCATED_CDR)
     }
+
+
+@pytest.mark.parametrize("jobs", [0, 2])
+async def test_an_empty_file_is_done_with_nothing_published_and_counted(
+    ingest_settings: Settings, tmp_path: Path, jobs: int
+) -> None:
+    """A rotation boundary with no CDR: done, exit 0, no dead letter, however it is decoded."""
+    await make_topics(ingest_settings)
+    path = tmp_path / NAME
+    path.write_bytes(b"")
+
+    report = await ingest_files(ingest_settings, [path], show_progress=False, jobs=jobs)
+
+    assert report.exit_code == 0, report.summary()
+    assert [f.outcome for f in report.files] == [FileOutcome.DONE]
+    assert report.empty == 1
+    assert (report.records, report.rejected) == ({}, {})
+    assert await read_topics(ingest_settings, topics(ingest_settings), 0) == []
+    state = load_state(path)
+    assert state is not None
+    assert (state.done, state.offset) == (True, 0)
+
+
+def test_the_command_with_its_default_jobs_reports_an_empty_file_done_and_in_its_metrics(
+    ingest_settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    asyncio.run(make_topics(ingest_settings))
+    empty, full = tmp_path / "E.dat", tmp_path / "F.dat"
+    empty.write_bytes(b"")
+    full.write_bytes(build_file().data)
+    metrics = tmp_path / "ingest.prom"
+
+    code = main(
+        [
+            "ingest",
+            "--bootstrap-servers",
+            ingest_settings.bootstrap_servers,
+            "--topic-prefix",
+            ingest_settings.topic_prefix,
+            "--no-progress",
+            "--metrics-file",
+            str(metrics),
+            str(empty),
+            str(full),
+        ]
+    )
+
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "ingested 2 files (1 empty)" in out
+    assert "rejected to the dead-letter topic: 0" in out
+    text = metrics.read_text()
+    assert "cdrveil_ingest_empty_files_total 1.0" in text
+    assert 'cdrveil_ingest_files_total{outcome="done"} 2.0' in text
+    assert "cdrveil_ingest_dead_letters_total{" not in text

@@ -312,6 +312,32 @@ async def test_the_watcher_takes_closed_files_only_resumes_and_moves_them_to_don
     assert dead == 0
 
 
+async def test_the_watcher_takes_an_empty_file_and_moves_it_to_done_counted(
+    ingest_settings: Settings, tmp_path: Path
+) -> None:
+    """An empty file at a rotation boundary is done: moved, exit 0, nothing published."""
+    await make_topics(ingest_settings)
+    inbox, done = tmp_path / "in", tmp_path / "out"
+    inbox.mkdir()
+    (inbox / "E.dat").write_bytes(b"")
+    stop = asyncio.Event()
+    watcher = asyncio.create_task(
+        watch_directory(
+            ingest_settings, inbox, done_dir=done, settle_s=0.1, poll_s=0.02, stop=stop,
+            show_progress=False, jobs=2,
+        )
+    )  # fmt: skip
+
+    await wait_until(lambda: (done / "E.dat").exists(), what="E.dat moved to done")
+    stop.set()
+    report = await watcher
+
+    assert report.exit_code == 0
+    assert ([f.outcome for f in report.files], report.empty) == ([FileOutcome.DONE], 1)
+    assert sorted(os.listdir(inbox)) == []
+    assert await published_ids(ingest_settings, 0) == (Counter(), 0)
+
+
 async def test_a_watcher_stopped_while_idle_exits_0(
     ingest_settings: Settings, tmp_path: Path
 ) -> None:

@@ -105,6 +105,26 @@ def test_resuming_at_a_window_end_gives_the_rest_of_the_items() -> None:
     assert first.items + rest.items == whole_pass().items
 
 
+async def test_an_empty_file_is_one_last_window_of_no_items_cut_either_way() -> None:
+    """Decoded here or cut by framing for a worker: done at once (a window that is not the
+    last would leave the file interrupted, exit 130)."""
+    decoder = SETTINGS.build()
+    here = [w async for w in local_windows(b"", NAME, decoder, None, 5)]
+    bounds = list(window_bounds(b"", None, 5))
+    cut = [decode_range(b"", NAME, decoder, start, stop=stop) for start, stop in bounds]
+
+    assert here == cut == [Window([], 0, last=True)]
+
+
+def test_a_window_filled_by_the_last_item_of_the_file_is_the_last() -> None:
+    """Whether a window is the last depends on where it ends, not on how it was cut."""
+    data = damaged_file()
+
+    window = decode_range(data, NAME, SETTINGS.build(), None, limit=len(whole_pass().items))
+
+    assert (window.end, window.last) == (len(data), True)
+
+
 @pytest.fixture(scope="module")
 def pool() -> Iterator[DecoderPool]:
     """Two decoding processes."""
@@ -132,3 +152,14 @@ async def test_a_worker_refuses_a_file_that_changed_size(pool: DecoderPool, tmp_
     with pytest.raises(FileChangedError, match="changed size"):
         async for _ in pool.windows(str(path), damaged_file(), NAME, None, 4):
             pass
+
+
+async def test_a_pool_finishes_an_empty_file_in_one_last_window(
+    pool: DecoderPool, tmp_path: Path
+) -> None:
+    path = tmp_path / NAME
+    path.write_bytes(b"")
+
+    windows = [w async for w in pool.windows(str(path), b"", NAME, None, 4)]
+
+    assert windows == [Window([], 0, last=True)]

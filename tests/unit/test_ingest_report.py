@@ -10,6 +10,7 @@ import pytest
 
 import pipeline
 from pipeline.ingest.decoding import Rejected
+from pipeline.ingest.metrics import render_metrics
 from pipeline.ingest.publish import DEAD_LETTER_CHUNK, dead_letter_messages
 from pipeline.ingest.report import FileOutcome, FileResult, IngestReport
 from pipeline.shell.deadletter import file_dead_letter_headers
@@ -99,3 +100,38 @@ def test_the_summary_counts_records_per_type_rejections_per_code_and_the_rate() 
     )
     assert lines[2] == "rejected to the dead-letter topic: 3 (bad_ber 2, truncated_cdr 1)"
     assert lines[3] == "interrupted: /in/F.dat at offset 77; run again to resume"
+
+
+def test_empty_files_done_are_counted_in_the_summary() -> None:
+    report = IngestReport()
+    report.add(result(FileOutcome.DONE, moCallRecord=3))
+    report.add(FileResult(Path("/in/E.dat"), FileOutcome.DONE, empty=True))
+
+    assert report.empty == 1
+    assert report.summary().splitlines()[0] == "ingested 2 files (1 empty)"
+
+
+def test_the_metrics_carry_files_by_outcome_empty_files_records_and_dead_letters() -> None:
+    report = IngestReport()
+    done = result(FileOutcome.DONE, moCallRecord=7, mtSMSRecord=2)
+    done.rejected.update(bad_ber=3)
+    report.add(done)
+    report.add(FileResult(Path("/in/E.dat"), FileOutcome.DONE, empty=True))
+    report.add(result(FileOutcome.FAILED))
+
+    samples = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in render_metrics(report).decode().splitlines()
+        if line and not line.startswith("#")
+    }
+
+    assert samples == {
+        'cdrveil_ingest_files_total{outcome="done"}': 2.0,
+        'cdrveil_ingest_files_total{outcome="already_done"}': 0.0,
+        'cdrveil_ingest_files_total{outcome="interrupted"}': 0.0,
+        'cdrveil_ingest_files_total{outcome="failed"}': 1.0,
+        "cdrveil_ingest_empty_files_total": 1.0,
+        'cdrveil_ingest_records_total{record_type="moCallRecord"}': 7.0,
+        'cdrveil_ingest_records_total{record_type="mtSMSRecord"}': 2.0,
+        'cdrveil_ingest_dead_letters_total{reason="bad_ber"}': 3.0,
+    }

@@ -50,12 +50,13 @@ def test_a_change_of_size_or_mtime_restarts_the_settle_interval(size: int, mtime
     assert tracker.observe("F", size, mtime, now=19.0)
 
 
-def test_an_empty_file_is_never_closed() -> None:
-    """A writer that has created the file has not necessarily started writing."""
+def test_an_empty_file_is_closed_once_settled_like_any_other() -> None:
+    """An empty file is what a network element closes at a rotation boundary with no CDR."""
     tracker = SettleTracker(settle_s=1)
     tracker.observe("F", 0, 1, now=0.0)
 
-    assert not tracker.observe("F", 0, 1, now=100.0)
+    assert not tracker.observe("F", 0, 1, now=0.5)
+    assert tracker.observe("F", 0, 1, now=1.0)
 
 
 def test_a_zero_settle_interval_still_needs_two_looks() -> None:
@@ -93,7 +94,11 @@ def test_closed_lists_settled_candidates_of_a_directory_oldest_first(tmp_path: P
     tracker = SettleTracker(settle_s=5)
 
     assert tracker.closed(tmp_path, now=0.0) == []
-    assert tracker.closed(tmp_path, now=5.0) == [tmp_path / "B.dat", tmp_path / "A.dat"]
+    assert tracker.closed(tmp_path, now=5.0) == [
+        tmp_path / "E.dat",  # empty, settled: taken (and done without publishing)
+        tmp_path / "B.dat",
+        tmp_path / "A.dat",
+    ]
 
 
 def test_closed_waits_again_for_a_file_that_grew(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from pipeline.ber import (
 from pipeline.ber.errors import BAD_BER, BAD_IMSI, UNSUPPORTED_FORMAT
 from pipeline.ber.file import BAD_CDR_HEADER, BAD_FILE_HEADER, CDR_LENGTH_MISMATCH, TRUNCATED_CDR
 from pipeline.ber.layout import CdrHeader
-from tests.support.ber_samples import MO_CALL_FULL, SAMPLES, Sample
+from tests.support.ber_samples import SAMPLES, Sample
 
 NAME = "MSC01_20261121T0600_0001.dat"
 OPENED = datetime(2026, 11, 21, 6, 0, tzinfo=timezone(timedelta(hours=1)))
@@ -126,7 +126,7 @@ def test_a_corrupt_field_rejects_the_record_and_the_file_flows_on() -> None:
     first = items[0]
     assert isinstance(first, RejectedCdr)
     assert (first.code, first.field, first.offset) == (BAD_IMSI, "servedIMSI", offsets[0])
-    assert first.data == MO_CALL_FULL.ber[:0] + corrupt[offsets[0] + 5 : offsets[1]]
+    assert first.data == corrupt[offsets[0] : offsets[1]]  # its CDR header and record
     assert all(isinstance(i, DecodedCdr) for i in items[1:])
 
 
@@ -161,3 +161,21 @@ def test_damage_never_raises_and_every_octet_is_accounted_for(cut: int) -> None:
         pos = item.end
     assert pos == len(damaged)
     assert sum(isinstance(i, DecodedCdr) for i in items) == len(SAMPLES) - 1
+
+
+def test_every_rejection_carries_the_file_octets_from_its_offset_to_its_end() -> None:
+    """One rule for framing and decoding rejections: dlq.source.offset is where they start."""
+    data, offsets = build()
+    damaged = bytearray(data)
+    imsi_at = damaged.index(bytes.fromhex("42001132547698f0"), offsets[0])
+    damaged[imsi_at] = 0x4A  # CDR 0: a field the decoder rejects
+    damaged[offsets[2] : offsets[2]] = b"\x00\x00garbage"  # before CDR 2: no CDR header
+    per = CdrHeader(4, 15, 0, 2, 6).pack() + b"\x01\x02\x03\x04"  # not BER
+    whole = bytes(damaged) + per + data[offsets[1] : offsets[2]][:-3]  # a truncated CDR
+
+    rejected = [i for i in decode(whole) if isinstance(i, RejectedCdr)]
+
+    codes = [BAD_IMSI, BAD_CDR_HEADER, UNSUPPORTED_FORMAT, TRUNCATED_CDR]
+    assert [r.code for r in rejected] == codes
+    for item in rejected:
+        assert item.data == whole[item.offset : item.end]

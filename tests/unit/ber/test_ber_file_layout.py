@@ -17,6 +17,7 @@ from pipeline.ber.file import (
     CdrFrame,
     FramingError,
     build_cdr_file,
+    not_a_cdr_file,
     parse_file_header,
 )
 from pipeline.ber.layout import CdrHeader, FileHeader, HeaderTimestamp
@@ -241,6 +242,12 @@ def test_a_file_that_is_not_a_cdr_file_is_one_error() -> None:
     items = frames_and_errors(data)
     assert [(type(i), i.offset) for i in items] == [(FramingError, 0)]
     assert items[0].data == data
+
+
+def test_an_empty_file_has_no_items_and_is_a_cdr_file() -> None:
+    """A rotation boundary with no CDR: no stretch to report, and not the wrong file."""
+    assert frames_and_errors(b"") == []
+    assert not_a_cdr_file(b"") is None
 
 
 def test_a_non_ber_cdr_is_framed_by_its_header() -> None:
