@@ -103,7 +103,7 @@ bench-phases: venv
 # writes refused. Prints the figures; exits 1 if a promise did not hold (soak/RELIABILITY.md).
 .PHONY: soak canary
 SOAK_PROPERTIES := tests/unit/test_core_decode.py tests/unit/test_core_normalize.py \
-	tests/unit/test_core_engine.py tests/unit/test_core_compile.py tests/unit/test_core_cache.py
+	tests/unit/test_core_engine.py tests/unit/test_core_interpreter.py tests/unit/test_core_cache.py
 
 soak: venv
 	PROPERTY_EXAMPLES=10000 $(BIN)/pytest -q $(SOAK_PROPERTIES) --hypothesis-show-statistics

@@ -321,6 +321,8 @@ impl Engine {
             }
             let plan = &self.plans[plan_index];
             let info = &self.decoder.catalog.fields[*field as usize];
+            // Every output carries the record id as received (the policy refuses a rule for
+            // it), as engine.py's `_value` does: the one place it is written into a value.
             if Some(*field) == record_id {
                 if !first {
                     out.push(b',');

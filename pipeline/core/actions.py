@@ -2,9 +2,9 @@
 
 An entry says everything about its action: the field kinds it applies to, whether it leaves
 an identifier readable (the policy refuses that without consent on an analytics route), how
-it turns a value into the output value (the interpreter, which ``explain`` runs), the Python
-expression the route compiler generates for it, and how a decision is written. A new action
-is a new :class:`Action` member and a new entry here.
+it turns a value into the output value (what the engine applies and ``explain`` shows) and
+how a decision is written. A new action is a new :class:`Action` member, a new entry here,
+and the same action in the compiled engine (``engine/src/engine.rs``).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class Action(Enum):
 LOCATION_KINDS: Final = (Kind.LOCATION, Kind.LOCATION_CHANGES)
 
 
-# -- the value transforms (the generated route code calls them too) ---------------------------
+# -- the value transforms -------------------------------------------------------------------
 
 
 def to_hour(value: str) -> str:
@@ -49,31 +49,24 @@ def to_hour(value: str) -> str:
     return moment.strftime("%Y-%m-%dT%H:00:00Z")
 
 
-# Enum member access is a Python-level descriptor call in CPython 3.11, and these run for
-# every location of every route: bound once. Measured (make bench-instructions): without
-# them and engine._output, 225,303 instructions per warm record; with both, 214,089.
-_KEEP: Final = Action.KEEP
-_MCC_MNC: Final = Action.MCC_MNC
-
-
 def location(value: dict[str, Any], action: Action) -> dict[str, Any]:
     """A location reduced per ``action``, rebuilt from known keys only (an allow-list)."""
     out: dict[str, Any] = {"mccMnc": value["mccMnc"]}
-    if action is _MCC_MNC:
+    if action is Action.MCC_MNC:
         return out
     # A null part means absent, as everywhere in a record.
     area = value.get("locationAreaCode")
     if area is not None:
         out["locationAreaCode"] = area
     cell = value.get("cellId")
-    if action is _KEEP and cell is not None:
+    if action is Action.KEEP and cell is not None:
         out["cellId"] = cell
     return out
 
 
 def location_changes(value: list[dict[str, Any]], action: Action) -> list[dict[str, Any]]:
     """``changeOfLocation`` under ``action``; generalized locations get hour-level times."""
-    keep = action is _KEEP
+    keep = action is Action.KEEP
     return [
         {
             "location": location(change["location"], action),
@@ -107,22 +100,8 @@ class Field(Protocol):
         """The route purpose's pseudonymizer of the field's identifier type, if it uses one."""
 
 
-class Code(Protocol):
-    """What the route compiler offers an action's expression: bound constants and the
-    inline pseudonym lookup. In the generated code ``n`` is the field's normalized
-    identifier (identifier kinds) and ``v`` its value (every other kind)."""
-
-    def constant(self, name: str, value: object) -> str:
-        """Bind ``value`` as the generated code's global ``name``; returns ``name``."""
-
-    def pseudonym(self, pseudonymizer: PurposePseudonymizer, arg: str) -> str:
-        """An expression for the pseudonym of the expression ``arg``."""
-
-
 #: (field, value as received, normalized identifier or None) -> the output value.
 Transform = Callable[[Field, Any, "str | None"], Any]
-#: (field, code context) -> a Python expression for the output value.
-Expression = Callable[[Field, Code], str]
 
 
 @dataclass(frozen=True)
@@ -136,8 +115,6 @@ class ActionRule:
     reveals: bool
     #: The output value; ``None`` when the field is left out.
     transform: Transform | None
-    #: The generated expression; ``None`` when the field is left out.
-    expression: Expression | None
     #: The digit counts it takes (``mask:N``); ``None``: takes none.
     digits: range | None = None
 
@@ -157,31 +134,14 @@ def _keep(field: Field, value: Any, normalized: str | None) -> Any:
     return value
 
 
-def _keep_code(field: Field, code: Code) -> str:
-    if field.kind in IDENTIFIER_KINDS:
-        return "n"
-    if field.kind in LOCATION_KINDS:
-        return _location_code(field, code, Action.KEEP)
-    return "v"
-
-
 def _pseudonymize(field: Field, value: Any, normalized: str | None) -> Any:
     assert field.pseudonymize is not None and normalized is not None  # noqa: S101 - policy check
     return field.pseudonymize(normalized)
 
 
-def _pseudonymize_code(field: Field, code: Code) -> str:
-    assert field.pseudonymize is not None  # noqa: S101 - set for every pseudonymized field
-    return code.pseudonym(field.pseudonymize, "n")
-
-
 def _mask(field: Field, value: Any, normalized: str | None) -> Any:
     assert normalized is not None  # noqa: S101 - the policy allows mask on numbers only
     return mask(normalized, field.mask_digits)
-
-
-def _mask_code(field: Field, code: Code) -> str:
-    return f"n[:-{field.mask_digits}] + {'X' * field.mask_digits!r}"
 
 
 def _tac(field: Field, value: Any, normalized: str | None) -> Any:
@@ -198,63 +158,29 @@ def _location(action: Action) -> Transform:
     return reduce
 
 
-def _location_code(field: Field, code: Code, action: Action) -> str:
-    # Bound once as a global: enum member access is slower than a global per call.
-    member = code.constant(f"A_{action.name}", action)
-    function = "location" if field.kind is Kind.LOCATION else "location_changes"
-    transform = location if field.kind is Kind.LOCATION else location_changes
-    return f"{code.constant(function, transform)}(v, {member})"
-
-
 def _hour(field: Field, value: Any, normalized: str | None) -> Any:
     return to_hour(value)
-
-
-def _hour_code(field: Field, code: Code) -> str:
-    return f"{code.constant('to_hour', to_hour)}(v)"
 
 
 #: Action -> everything about it.
 ACTIONS: Final[dict[Action, ActionRule]] = {
     rule.action: rule
     for rule in (
-        ActionRule(Action.KEEP, None, reveals=True, transform=_keep, expression=_keep_code),
-        ActionRule(Action.DROP, None, reveals=False, transform=None, expression=None),
-        ActionRule(
-            Action.PSEUDONYMIZE,
-            IDENTIFIER_KINDS,
-            reveals=False,
-            transform=_pseudonymize,
-            expression=_pseudonymize_code,
-        ),
+        ActionRule(Action.KEEP, None, reveals=True, transform=_keep),
+        ActionRule(Action.DROP, None, reveals=False, transform=None),
+        ActionRule(Action.PSEUDONYMIZE, IDENTIFIER_KINDS, reveals=False, transform=_pseudonymize),
         # A masked number is still most of the number: no more acceptable than clear.
-        ActionRule(
-            Action.MASK,
-            (Kind.MSISDN,),
-            reveals=True,
-            transform=_mask,
-            expression=_mask_code,
-            digits=range(1, 9),
-        ),
-        ActionRule(
-            Action.TAC, (Kind.IMEI,), reveals=False, transform=_tac, expression=lambda f, c: "n[:8]"
-        ),
+        ActionRule(Action.MASK, (Kind.MSISDN,), reveals=True, transform=_mask, digits=range(1, 9)),
+        ActionRule(Action.TAC, (Kind.IMEI,), reveals=False, transform=_tac),
         ActionRule(
             Action.LOCATION_AREA,
             LOCATION_KINDS,
             reveals=False,
             transform=_location(Action.LOCATION_AREA),
-            expression=lambda f, c: _location_code(f, c, Action.LOCATION_AREA),
         ),
         ActionRule(
-            Action.MCC_MNC,
-            LOCATION_KINDS,
-            reveals=False,
-            transform=_location(Action.MCC_MNC),
-            expression=lambda f, c: _location_code(f, c, Action.MCC_MNC),
+            Action.MCC_MNC, LOCATION_KINDS, reveals=False, transform=_location(Action.MCC_MNC)
         ),
-        ActionRule(
-            Action.HOUR, (Kind.TIME,), reveals=False, transform=_hour, expression=_hour_code
-        ),
+        ActionRule(Action.HOUR, (Kind.TIME,), reveals=False, transform=_hour),
     )
 }

@@ -16,7 +16,7 @@ import orjson
 
 from pipeline import defaults
 from pipeline.core.cache import TwoGenerationCache
-from pipeline.core.fields import FIELDS, MO_TYPES, SMS_TYPES, VOICE_TYPES, Kind
+from pipeline.core.fields import FIELDS, MO_TYPES, RECORD_ID, SMS_TYPES, VOICE_TYPES, Kind
 from pipeline.core.normalize import MsisdnNormalizer, normalize_imei, normalize_imsi
 
 #: Every reason code the decoder produces, with what it means.
@@ -40,22 +40,6 @@ MAX_RECORD_ID_LENGTH: Final = 128
 #: Parsed timestamps kept per cache generation (two generations).
 TIME_CACHE_SIZE: Final = 1 << 14
 
-# Enum member access is slow in CPython 3.11 (a descriptor call); the per-field loop
-# below runs for every field of every record, so it dispatches on plain ints.
-_MSISDN, _TIME, _TEXT, _COUNT, _IMSI, _IMEI, _TEXT_OR_COUNT, _LOCATION, _CHANGES = range(9)
-_KIND_CODE: Final = {
-    Kind.MSISDN: _MSISDN,
-    Kind.TIME: _TIME,
-    Kind.TEXT: _TEXT,
-    Kind.COUNT: _COUNT,
-    Kind.IMSI: _IMSI,
-    Kind.IMEI: _IMEI,
-    Kind.TEXT_OR_COUNT: _TEXT_OR_COUNT,
-    Kind.LOCATION: _LOCATION,
-    Kind.LOCATION_CHANGES: _CHANGES,
-}
-_FIELD_CODE: Final = {name: _KIND_CODE[kind] for name, (kind, _owner) in FIELDS.items()}
-
 
 class Rejection(NamedTuple):
     """Why an input cannot be processed. ``message`` never contains an identifier."""
@@ -70,7 +54,6 @@ class CdrRecord:
 
     __slots__ = (
         "_span",
-        "has_nulls",
         "imei",
         "imsi",
         "is_mo",
@@ -81,7 +64,6 @@ class CdrRecord:
         "raw",
         "record_id",
         "record_type",
-        "shape",
         "times",
     )
 
@@ -89,10 +71,8 @@ class CdrRecord:
         self.obj = obj
         #: The message bytes as received (``None`` when built from another format).
         self.raw = raw
-        self.record_id: str = obj["recordId"]
+        self.record_id: str = obj[RECORD_ID]
         self.record_type: str = obj["recordType"]
-        #: The record's field names in order: compiled routes specialize on it.
-        self.shape = tuple(obj)
         self.is_voice = self.record_type in VOICE_TYPES
         self.is_mo = self.record_type in MO_TYPES
         #: Normalized E.164 digits of every MSISDN-type field present, by field name.
@@ -104,8 +84,6 @@ class CdrRecord:
         #: Every validated time of the record; turned into a span only when a warrant needs it.
         self.times: list[datetime] = []
         self._span: tuple[float, float] | None = None
-        #: Whether some field is JSON null (null means absent; outputs leave it out).
-        self.has_nulls = False
 
     @property
     def span(self) -> tuple[float, float]:
@@ -204,7 +182,7 @@ class Decoder:
 
     def validate(self, obj: dict[str, Any], raw: bytes | None = None) -> CdrRecord | Rejection:
         """Validate an already parsed object (the BER ingest path starts here)."""
-        record_id = obj.get("recordId")
+        record_id = obj.get(RECORD_ID)
         if record_id is None:
             return Rejection("missing_field", "'recordId' is required", "recordId")
         if type(record_id) is not str:
@@ -225,63 +203,62 @@ class Decoder:
         return self._required(obj, record)
 
     def _fields(self, obj: dict[str, Any], record: CdrRecord) -> Rejection | None:
-        times = record.times
-        codes = _FIELD_CODE
-        known_numbers = self.msisdn.cache.young
-        known_times = self.time.young
+        """Check every catalog field present (null means absent) and note its normalized
+        form; fields outside the catalog pass unchecked (only lawful intercept gets them)."""
         for name, value in obj.items():
-            kind = codes.get(name)
-            if value is None:
-                record.has_nulls = True
+            if value is None or name not in FIELDS:
                 continue
-            if kind is None:
-                continue
-            if kind == _MSISDN:
-                if type(value) is not str:
-                    return Rejection("wrong_type", f"'{name}' must be a string", name)
-                number = known_numbers.get(value) or self.msisdn(value)
-                if number is None:
-                    return Rejection("bad_msisdn", f"'{name}' is not a valid MSISDN", name)
-                record.numbers[name] = number
-            elif kind == _TIME:
-                if type(value) is not str:
-                    return Rejection("wrong_type", f"'{name}' must be a string", name)
-                parsed = known_times.get(value) or self.time(value)
-                if parsed is None:
-                    return Rejection("bad_timestamp", f"'{name}' is not RFC 3339 with offset", name)
-                times.append(parsed)
-            elif kind == _TEXT:
-                if type(value) is not str:
-                    return Rejection("wrong_type", f"'{name}' must be a string", name)
-            elif kind == _COUNT:
-                if type(value) is not int:
-                    return Rejection("wrong_type", f"'{name}' must be an integer", name)
-                if value < 0:
-                    return Rejection("bad_value", f"'{name}' must not be negative", name)
-            elif kind == _IMSI:
-                if type(value) is not str:
-                    return Rejection("wrong_type", f"'{name}' must be a string", name)
-                record.imsi = normalize_imsi(value)
-                if record.imsi is None:
-                    return Rejection("bad_imsi", f"'{name}' is not a valid IMSI", name)
-            elif kind == _IMEI:
-                if type(value) is not str:
-                    return Rejection("wrong_type", f"'{name}' must be a string", name)
-                record.imei = self.imei(value)
-                if record.imei is None:
-                    return Rejection("bad_imei", f"'{name}' is not a valid IMEI", name)
-            elif kind == _TEXT_OR_COUNT:
-                if type(value) is not str and type(value) is not int:
-                    return Rejection("wrong_type", f"'{name}' must be a string or integer", name)
-            elif kind == _LOCATION:
-                problem = _location_problem(value)
-                if problem is not None:
-                    return problem
-                record.mcc_mnc = value["mccMnc"]
-            else:
-                problem = self._location_changes(value, times)
-                if problem is not None:
-                    return problem
+            match FIELDS[name][0]:
+                case Kind.MSISDN:
+                    if type(value) is not str:
+                        return Rejection("wrong_type", f"'{name}' must be a string", name)
+                    number = self.msisdn(value)
+                    if number is None:
+                        return Rejection("bad_msisdn", f"'{name}' is not a valid MSISDN", name)
+                    record.numbers[name] = number
+                case Kind.TIME:
+                    if type(value) is not str:
+                        return Rejection("wrong_type", f"'{name}' must be a string", name)
+                    parsed = self.time(value)
+                    if parsed is None:
+                        return Rejection(
+                            "bad_timestamp", f"'{name}' is not RFC 3339 with offset", name
+                        )
+                    record.times.append(parsed)
+                case Kind.TEXT:
+                    if type(value) is not str:
+                        return Rejection("wrong_type", f"'{name}' must be a string", name)
+                case Kind.COUNT:
+                    if type(value) is not int:
+                        return Rejection("wrong_type", f"'{name}' must be an integer", name)
+                    if value < 0:
+                        return Rejection("bad_value", f"'{name}' must not be negative", name)
+                case Kind.IMSI:
+                    if type(value) is not str:
+                        return Rejection("wrong_type", f"'{name}' must be a string", name)
+                    record.imsi = normalize_imsi(value)
+                    if record.imsi is None:
+                        return Rejection("bad_imsi", f"'{name}' is not a valid IMSI", name)
+                case Kind.IMEI:
+                    if type(value) is not str:
+                        return Rejection("wrong_type", f"'{name}' must be a string", name)
+                    record.imei = self.imei(value)
+                    if record.imei is None:
+                        return Rejection("bad_imei", f"'{name}' is not a valid IMEI", name)
+                case Kind.TEXT_OR_COUNT:
+                    if type(value) is not str and type(value) is not int:
+                        return Rejection(
+                            "wrong_type", f"'{name}' must be a string or integer", name
+                        )
+                case Kind.LOCATION:
+                    problem = _location_problem(value)
+                    if problem is not None:
+                        return problem
+                    record.mcc_mnc = value["mccMnc"]
+                case Kind.LOCATION_CHANGES:
+                    problem = self._location_changes(value, record.times)
+                    if problem is not None:
+                        return problem
         return None
 
     @staticmethod

@@ -1,51 +1,38 @@
-"""The engine: one input message in, the lawful output of every route out.
+"""The reference engine: one input message in, the lawful output of every route out.
 
-``Engine.process`` is a pure function of the message, the consent and warrant
-state, the policy and the keyring: the same inputs give byte-identical
-outputs, which is what makes at-least-once delivery safe to de-duplicate
-downstream. ``Engine.route`` takes an optional trace list that ``explain``
-uses, so the explanation is produced by the very code that decides.
+This module is the readable specification of what cdrveil does with a record. It is one
+interpreter: for each route of the policy it decides whether the route receives the record
+(a warrant, billability, consent), then walks the record's fields in their order and applies
+each field's action (``actions.py``) as the consent of the field's owner decides.
+
+``Engine.route`` takes an optional ``trace``: ``cdrveil explain`` passes a list and the same
+code appends each decision as it makes it, so the explanation is produced by the very code
+that decides. Without a trace the same path runs and records nothing.
+
+``Engine.process`` is a pure function of the message, the consent and warrant state, the
+policy and the keyring: the same inputs give byte-identical outputs, which is what makes
+at-least-once delivery safe to de-duplicate downstream. The compiled engine (``engine/``,
+wrapped by ``native.py``) makes the same decisions fast; ``tests/unit/test_native_engine.py``
+proves its outputs byte-identical to these.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import lru_cache, partial
-from typing import Any, Final, NamedTuple
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import orjson
 
 from pipeline import defaults
 from pipeline.core.actions import ACTIONS, Action
-from pipeline.core.compile import FieldSpec, RouteBuilder, compile_route
 from pipeline.core.consent import ConsentLookup, ConsentState
 from pipeline.core.decode import CdrRecord, Decoder, Rejection
-from pipeline.core.fields import FIELDS, Kind, Owner
-from pipeline.core.keys import Pseudonymizer
+from pipeline.core.fields import FIELDS, RECORD_ID, Kind, Owner
+from pipeline.core.keys import Pseudonymizer, PurposePseudonymizer
 from pipeline.core.normalize import MsisdnNormalizer
-from pipeline.core.policy import OutputKey, Policy, Route
+from pipeline.core.policy import FieldRule, OutputKey, Policy, Route
 from pipeline.core.warrants import WarrantIndex
-
-_ID_TYPE: Final = {Kind.MSISDN: "msisdn", Kind.IMSI: "imsi", Kind.IMEI: "imei"}
-
-
-def _dumps_exact(value: Any) -> bytes:
-    """orjson bytes in an exact-size object.
-
-    orjson's result keeps a buffer of about 4 KiB behind a ~300-byte value, and a worker holds
-    every output of several batches until the broker acknowledges them: copying to exact size
-    halved the worker's peak RSS (549-568 MB to 299-323 MB) in benchmark runs.
-    """
-    return memoryview(orjson.dumps(value)).tobytes()
-
-
-_NOTHING: Final[frozenset[str]] = frozenset()
-_NO_VERSION: Final = b"none"
-
-
-@lru_cache(maxsize=4096)
-def _version_bytes(version: int) -> bytes:
-    return str(version).encode()
 
 
 class Output(NamedTuple):
@@ -57,26 +44,35 @@ class Output(NamedTuple):
     headers: list[tuple[str, bytes]]
 
 
+#: What ``explain`` reads: one entry per route, each with its field decisions.
 Trace = list[dict[str, Any]]
 
-# NamedTuple's own constructor is a Python function; tuple.__new__ builds the same object
-# in C. Measured (make bench-instructions): without it and the enum aliases of
-# actions.location, 225,303 instructions per warm record; with both, 214,089.
-_output = partial(tuple.__new__, Output)
+#: Which identifier type's key a field of each identifier kind is pseudonymized with.
+_ID_TYPE = {Kind.MSISDN: "msisdn", Kind.IMSI: "imsi", Kind.IMEI: "imei"}
 
 
+@dataclass(frozen=True)
+class FieldPlan:
+    """One field rule of one route, with what applying it needs (an ``actions.Field``)."""
 
-class _RoutePlan(NamedTuple):
-    """What the engine needs of one route with field rules, prepared once."""
+    name: str
+    consented: Action
+    otherwise: Action
+    mask_digits: int
+    kind: Kind
+    owner: Owner
+    #: The route purpose's pseudonymizer for the field's identifier type, if it uses one.
+    pseudonymize: PurposePseudonymizer | None
+
+
+@dataclass(frozen=True)
+class RoutePlan:
+    """One route, prepared once: its topic (prefixed), constant headers and field rules."""
 
     route: Route
     topic: str
-    fields: list[FieldSpec]
-    build: RouteBuilder
-    billable_only: bool
-    requires_consent: bool
-    purpose: str
-    constant_headers: list[tuple[str, bytes]]
+    headers: list[tuple[str, bytes]]
+    fields: dict[str, FieldPlan]
 
 
 class Engine:
@@ -96,51 +92,33 @@ class Engine:
         self.topic_prefix = topic_prefix
         self.key_id = pseudonymizer.key_id
         self._pseudonymizer = pseudonymizer
-        self._li_routes: list[tuple[Route, str, list[tuple[str, bytes]]]] = []
-        self._plans: list[_RoutePlan] = []
+        #: Lawful-intercept routes (a complete copy per matching warrant), in policy order.
+        self._intercept_plans: list[RoutePlan] = []
+        #: Every other route (field rules), in policy order.
+        self._plans: list[RoutePlan] = []
         for route in policy.routes.values():
-            topic = topic_prefix + route.topic
             headers = [
                 ("cdrveil.route", route.name.encode()),
                 ("cdrveil.legal-basis", route.legal_basis.encode()),
                 ("cdrveil.policy-version", policy.version.encode()),
                 ("cdrveil.key-id", self.key_id.encode()),
             ]
+            topic = topic_prefix + route.topic
             if route.rules.copies_record:
-                self._li_routes.append((route, topic, headers))
+                self._intercept_plans.append(RoutePlan(route, topic, headers, {}))
                 continue
-            fields = []
-            for name, rule in route.fields.items():
-                kind, owner = FIELDS[name]
-                uses_key = Action.PSEUDONYMIZE in (rule.consented, rule.otherwise)
-                spec = FieldSpec(
-                    name,
-                    rule.consented,
-                    rule.otherwise,
-                    rule.mask_digits,
-                    kind,
-                    owner,
-                    pseudonymizer.for_purpose(route.purpose, _ID_TYPE[kind]) if uses_key else None,
-                )
-                fields.append(spec)
-            key_pseudonymizers = (
-                pseudonymizer.for_purpose(route.purpose, "msisdn"),
-                pseudonymizer.for_purpose(route.purpose, "imsi"),
-            )
-            self._plans.append(
-                _RoutePlan(
-                    route,
-                    topic,
-                    fields,
-                    compile_route(
-                        route.name, route.purpose, route.rules, fields, key_pseudonymizers
-                    ),
-                    route.select == "billable",
-                    route.requires_consent,
-                    route.purpose,
-                    headers,
-                )
-            )
+            fields = {name: self._field_plan(route, rule) for name, rule in route.fields.items()}
+            self._plans.append(RoutePlan(route, topic, headers, fields))
+
+    def _field_plan(self, route: Route, rule: FieldRule) -> FieldPlan:
+        kind, owner = FIELDS[rule.name]
+        uses_key = Action.PSEUDONYMIZE in (rule.consented, rule.otherwise)
+        pseudonymize = (
+            self._pseudonymizer.for_purpose(route.purpose, _ID_TYPE[kind]) if uses_key else None
+        )
+        return FieldPlan(
+            rule.name, rule.consented, rule.otherwise, rule.mask_digits, kind, owner, pseudonymize
+        )
 
     @classmethod
     def build(
@@ -167,11 +145,6 @@ class Engine:
             return record
         return self.route(record, consent, warrants)
 
-    def _billable(self, record: CdrRecord) -> bool:
-        if record.is_mo:
-            return not record.is_voice or record.obj.get("callDuration", 0) > 0
-        return record.mcc_mnc is not None and record.mcc_mnc not in self.home_networks
-
     def route(
         self,
         record: CdrRecord,
@@ -179,80 +152,40 @@ class Engine:
         warrants: WarrantIndex,
         trace: Trace | None = None,
     ) -> list[Output]:
-        """Every output of a decoded record; fills ``trace`` with the reasons when given."""
-        if trace is not None:
-            return self._route_traced(record, consent, warrants, trace)
+        """Every output of a decoded record; appends the reasons to ``trace`` when given."""
+        # Each number is judged by its own subscriber's consent, looked up once per record.
         states = {number: consent(number) for number in record.numbers.values()}
-        served = record.numbers.get("servedMSISDN")
+        served = record.served_msisdn
         served_state = states.get(served) if served is not None else None
-        common = self._common_headers(record, served_state)
-        outputs = self._intercepts(record, warrants, common, None) if warrants.active else []
-        billable = self._billable(record)
-        granted = _NOTHING if served_state is None else served_state.granted
-        for plan in self._plans:
-            if plan.billable_only and not billable:
-                continue
-            served_ok = plan.purpose in granted
-            if plan.requires_consent and not served_ok:
-                continue
-            if record.has_nulls:
-                key = self._key(plan, record)
-                value = self._interpret(plan, record, states, served_ok, [])
-            else:
-                key, value = plan.build(record, served_ok, states)
-            headers = plan.constant_headers + common
-            outputs.append(_output((plan.topic, key, _dumps_exact(value), headers)))
-        return outputs
-
-    def _common_headers(
-        self, record: CdrRecord, served_state: ConsentState | None
-    ) -> list[tuple[str, bytes]]:
-        version = _NO_VERSION if served_state is None else _version_bytes(served_state.version)
-        return [
+        version = b"none" if served_state is None else str(served_state.version).encode()
+        common = [
             ("cdrveil.record-id", record.record_id.encode()),
             ("cdrveil.consent-version", version),
         ]
-
-    def _route_traced(
-        self, record: CdrRecord, consent: ConsentLookup, warrants: WarrantIndex, trace: Trace
-    ) -> list[Output]:
-        """The same decisions as :meth:`route`, interpreted field by field into ``trace``."""
-        states = {number: consent(number) for number in record.numbers.values()}
-        served = record.served_msisdn
-        served_state = states.get(served) if served is not None else None
-        common = self._common_headers(record, served_state)
-        outputs = self._intercepts(record, warrants, common, trace) if warrants.active else []
-        if not outputs:
-            for route, _topic, _headers in self._li_routes:
-                trace.append(_skipped(route, "no active warrant matches this record"))
+        outputs = self._intercepts(record, warrants, common, trace)
         billable = self._billable(record)
         for plan in self._plans:
             route = plan.route
-            if plan.billable_only and not billable:
-                trace.append(_skipped(route, "not billable (see select in the policy)"))
+            if route.select == "billable" and not billable:
+                _note(trace, _skipped(plan, "not billable (see select in the policy)"))
                 continue
             served_ok = served_state is not None and route.purpose in served_state.granted
             if route.requires_consent and not served_ok:
-                trace.append(_skipped(route, "the served subscriber has not consented"))
+                _note(trace, _skipped(plan, "the served subscriber has not consented"))
                 continue
-            value = self._interpret(plan, record, states, served_ok, trace)
-            outputs.append(
-                Output(
-                    plan.topic,
-                    self._key(plan, record),
-                    orjson.dumps(value),
-                    plan.constant_headers + common,
-                )
-            )
+            decisions: list[dict[str, Any]] | None = None if trace is None else []
+            _note(trace, _delivered(plan, _delivered_reason(route, served_ok), decisions))
+            value = self._value(plan, record, states, served_ok, decisions)
+            key = self._key(plan, record)
+            outputs.append(Output(plan.topic, key, _dumps_exact(value), plan.headers + common))
         return outputs
 
-    def _key(self, plan: _RoutePlan, record: CdrRecord) -> bytes | None:
-        served = record.served_msisdn
-        identity = served or record.imsi
-        if plan.route.rules.key is OutputKey.IDENTITY or identity is None:
-            return None if identity is None else identity.encode()
-        id_type = "msisdn" if served is not None else "imsi"
-        return self._pseudonymizer.pseudonym(plan.purpose, id_type, identity).encode()
+    def _billable(self, record: CdrRecord) -> bool:
+        """Billing receives what can be charged: every MO record but unanswered calls, and
+        MT records received while roaming outside the home networks."""
+        if record.is_mo:
+            return not record.is_voice or record.obj.get("callDuration", 0) > 0
+        return record.mcc_mnc is not None and record.mcc_mnc not in self.home_networks
 
     def _intercepts(
         self,
@@ -261,96 +194,97 @@ class Engine:
         common: list[tuple[str, bytes]],
         trace: Trace | None,
     ) -> list[Output]:
+        """One complete copy per lawful-intercept route and matching warrant, keyed by LIID."""
         outputs: list[Output] = []
-        for route, topic, headers in self._li_routes:
-            matches = warrants.match(record)
-            for warrant, fields in matches:
+        for plan in self._intercept_plans:
+            for warrant, fields in warrants.match(record):
                 liid = warrant.liid.encode()
-                outputs.append(
-                    Output(
-                        topic,
-                        liid,
-                        _intercept_value(warrant.liid, record),
-                        [*headers, *common, ("cdrveil.liid", liid)],
-                    )
-                )
-                if trace is not None:
-                    trace.append(
-                        {
-                            "route": route.name,
-                            "topic": topic,
-                            "delivered": True,
-                            "reason": f"warrant {warrant.liid} is active and matched "
-                            + ", ".join(fields),
-                            "legalBasis": route.legal_basis,
-                            "fields": [{"field": "*", "action": "keep (complete copy)"}],
-                        }
-                    )
+                value = _intercept_value(warrant.liid, record)
+                headers = [*plan.headers, *common, ("cdrveil.liid", liid)]
+                outputs.append(Output(plan.topic, liid, value, headers))
+                reason = f"warrant {warrant.liid} is active and matched " + ", ".join(fields)
+                decisions = [{"field": "*", "action": "keep (complete copy)"}]
+                _note(trace, _delivered(plan, reason, decisions))
+        if not outputs:
+            for plan in self._intercept_plans:
+                _note(trace, _skipped(plan, "no active warrant matches this record"))
         return outputs
 
-    def _interpret(
+    def _key(self, plan: RoutePlan, record: CdrRecord) -> bytes | None:
+        """The message key of a route with field rules (see ``OutputKey``): the served
+        MSISDN, else the IMSI; the purpose's pseudonym of it on a pseudonym-keyed route."""
+        served = record.served_msisdn
+        identity = served if served is not None else record.imsi
+        if identity is None:
+            return None
+        if plan.route.rules.key is not OutputKey.PSEUDONYM:
+            return identity.encode()
+        id_type = "msisdn" if served is not None else "imsi"
+        return self._pseudonymizer.pseudonym(plan.route.purpose, id_type, identity).encode()
+
+    def _value(
         self,
-        plan: _RoutePlan,
+        plan: RoutePlan,
         record: CdrRecord,
         states: dict[str, ConsentState | None],
         served_ok: bool,
-        trace: Trace,
+        decisions: list[dict[str, Any]] | None,
     ) -> dict[str, Any]:
-        """The route's value, field by field, recording each decision in ``trace``.
-
-        The hot path runs the compiled builder instead; a test proves both agree.
-        """
+        """The route's output value: the record's fields in order, each as its rule says;
+        appends each decision to ``decisions`` when given."""
         purpose = plan.route.purpose
-        numbers = record.numbers
         out: dict[str, Any] = {}
-        decisions: list[dict[str, Any]] = []
-        trace.append(
-            {
-                "route": plan.route.name,
-                "topic": plan.topic,
-                "delivered": True,
-                "reason": _delivered_reason(plan.route, served_ok),
-                "legalBasis": plan.route.legal_basis,
-                "fields": decisions,
-            }
-        )
-        by_name = {field.name: field for field in plan.fields}
         for name, value in record.obj.items():
             if value is None:
-                continue
-            if name == "recordId":
+                continue  # null means absent: no output carries it
+            if name == RECORD_ID:
+                # Every output carries the record id, so each can be traced to its input; the
+                # policy refuses a rule for it (policy._rule).
                 out[name] = value
                 continue
-            field = by_name.get(name)
+            field = plan.fields.get(name)
             if field is None:
-                decisions.append({"field": name, "action": "drop (not in the allow-list)"})
+                if decisions is not None:
+                    decisions.append({"field": name, "action": "drop (not in the allow-list)"})
                 continue
-            kind = field.kind
-            normalized = (
-                numbers.get(name)
-                if kind is Kind.MSISDN
-                else record.imsi
-                if kind is Kind.IMSI
-                else record.imei
-                if kind is Kind.IMEI
-                else None
-            )
-            owner = field.owner
-            if owner is Owner.SERVED:
+            normalized = _normalized(record, name, field.kind)
+            if field.owner is Owner.SERVED:
                 consented = served_ok
-            elif owner is Owner.NUMBER:
+            elif field.owner is Owner.NUMBER:
                 state = states.get(normalized) if normalized is not None else None
                 consented = state is not None and purpose in state.granted
             else:
-                consented = True
+                consented = True  # not personal data: nobody's consent decides
             action = field.consented if consented else field.otherwise
             transform = ACTIONS[action].transform
             if transform is not None:
                 out[name] = transform(field, value, normalized)
-            decisions.append(_decision(name, owner, consented, field, action))
+            if decisions is not None:
+                decisions.append(_decision(field, consented, action))
         if plan.route.rules.names_purpose:
             out["purpose"] = purpose
         return out
+
+
+def _normalized(record: CdrRecord, name: str, kind: Kind) -> str | None:
+    """The decoder's normalized form of an identifier field (``None`` for other kinds)."""
+    if kind is Kind.MSISDN:
+        return record.numbers.get(name)
+    if kind is Kind.IMSI:
+        return record.imsi
+    if kind is Kind.IMEI:
+        return record.imei
+    return None
+
+
+def _dumps_exact(value: Any) -> bytes:
+    """orjson bytes in an exact-size object.
+
+    orjson's result keeps a buffer of about 4 KiB behind a ~300-byte value, and a worker holds
+    every output of several batches until the broker acknowledges them: copying to exact size
+    halved the worker's peak RSS (549-568 MB to 299-323 MB) in benchmark runs.
+    """
+    return memoryview(orjson.dumps(value)).tobytes()
 
 
 def _intercept_value(liid: str, record: CdrRecord) -> bytes:
@@ -364,24 +298,41 @@ def _intercept_value(liid: str, record: CdrRecord) -> bytes:
     return head[:-1] + b',"record":' + body + b"}"
 
 
-def _decision(
-    name: str, owner: Owner, consented: bool, field: FieldSpec, action: Action
-) -> dict[str, Any]:
+def _note(entries: list[dict[str, Any]] | None, entry: dict[str, Any]) -> None:
+    """Record one decision when someone is listening (``explain``)."""
+    if entries is not None:
+        entries.append(entry)
+
+
+def _decision(field: FieldPlan, consented: bool, action: Action) -> dict[str, Any]:
     text = ACTIONS[action].text(field.mask_digits)
-    entry: dict[str, Any] = {"field": name, "action": text, "owner": owner.value}
+    entry: dict[str, Any] = {"field": field.name, "action": text, "owner": field.owner.value}
     # Consent is shown only where it decided something (not for contract or law routes).
     if field.consented is not field.otherwise:
         entry["consented"] = consented
     return entry
 
 
-def _skipped(route: Route, reason: str) -> dict[str, Any]:
+def _delivered(
+    plan: RoutePlan, reason: str, decisions: list[dict[str, Any]] | None
+) -> dict[str, Any]:
     return {
-        "route": route.name,
-        "topic": route.topic,
+        "route": plan.route.name,
+        "topic": plan.topic,
+        "delivered": True,
+        "reason": reason,
+        "legalBasis": plan.route.legal_basis,
+        "fields": decisions,
+    }
+
+
+def _skipped(plan: RoutePlan, reason: str) -> dict[str, Any]:
+    return {
+        "route": plan.route.name,
+        "topic": plan.route.topic,
         "delivered": False,
         "reason": reason,
-        "legalBasis": route.legal_basis,
+        "legalBasis": plan.route.legal_basis,
         "fields": [],
     }
 

@@ -37,9 +37,13 @@ class Owner(Enum):
     NONE = "nobody (not personal)"
 
 
+#: The field every record must carry and every output carries as received: it traces an
+#: output to its input (no policy rule applies to it; the policy refuses one).
+RECORD_ID: Final = "recordId"
+
 #: Field name -> (kind, owner). Names are TS 32.298's.
 FIELDS: Final[dict[str, tuple[Kind, Owner]]] = {
-    "recordId": (Kind.TEXT, Owner.NONE),
+    RECORD_ID: (Kind.TEXT, Owner.NONE),
     "recordType": (Kind.TEXT, Owner.NONE),
     "servedIMSI": (Kind.IMSI, Owner.SERVED),
     "servedIMEI": (Kind.IMEI, Owner.SERVED),

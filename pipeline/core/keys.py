@@ -287,14 +287,23 @@ class Pseudonymizer:
     def __repr__(self) -> str:
         return f"Pseudonymizer(key_id={self.key_id!r})"
 
-    def for_purpose(self, purpose: str, id_type: str) -> PurposePseudonymizer:
-        """The pseudonymizer for one purpose and identifier type (built once, then reused)."""
+    def derived_key(self, purpose: str, id_type: str) -> bytes:
+        """The HMAC key of one purpose and identifier type under the active epoch.
+
+        For the compiled engine (``native.py`` hands it these bytes, and it wipes its copy
+        when dropped) and for :meth:`for_purpose`. Key material: never log, print or store
+        what this returns.
+        """
         if id_type not in ID_TYPES:
             raise ValueError(f"unknown identifier type {id_type!r}")
+        return derive_key(self._secret, purpose, id_type)
+
+    def for_purpose(self, purpose: str, id_type: str) -> PurposePseudonymizer:
+        """The pseudonymizer for one purpose and identifier type (built once, then reused)."""
         slot = (purpose, id_type)
         found = self._by_purpose.get(slot)
         if found is None:
-            found = PurposePseudonymizer(self.key_id, derive_key(self._secret, purpose, id_type))
+            found = PurposePseudonymizer(self.key_id, self.derived_key(purpose, id_type))
             self._by_purpose[slot] = found
         return found
 

@@ -24,7 +24,7 @@ from pipeline.core.consent import ConsentProblem
 from pipeline.core.decode import Decoder, Rejection
 from pipeline.core.engine import Output
 from pipeline.core.fields import FIELDS, MO_TYPES, NUMBER_FIELDS, SMS_TYPES, VOICE_TYPES, Owner
-from pipeline.core.keys import ID_TYPES, Pseudonymizer, derive_key
+from pipeline.core.keys import ID_TYPES, Pseudonymizer
 from pipeline.core.normalize import MsisdnNormalizer
 from pipeline.core.policy import Policy
 from pipeline.core.warrants import WarrantProblem
@@ -73,14 +73,13 @@ def build_plan(
     normalizer = MsisdnNormalizer(country_code, trunk_prefix)  # refuses bad numbering
     Decoder(normalizer, max_record_bytes)  # refuses a size limit below the minimum
     key_id = pseudonymizer.key_id
-    secret: bytes = pseudonymizer._secret
     keys: list[bytes] = []
     key_slots: dict[tuple[str, str], int] = {}
 
     def slot(purpose: str, id_type: str) -> int:
         if (purpose, id_type) not in key_slots:
             key_slots[purpose, id_type] = len(keys)
-            keys.append(derive_key(secret, purpose, id_type))
+            keys.append(pseudonymizer.derived_key(purpose, id_type))
         return key_slots[purpose, id_type]
 
     intercepts: list[tuple[str, list[tuple[str, bytes]]]] = []

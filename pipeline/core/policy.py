@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from pipeline.core.actions import ACTIONS, Action
-from pipeline.core.fields import FIELDS, IDENTIFIER_KINDS, Owner
+from pipeline.core.fields import FIELDS, IDENTIFIER_KINDS, RECORD_ID, Owner
 from pipeline.core.policykeys import refuse_unknown_keys
 from pipeline.core.topics import READ_TOPICS
 from pipeline.errors import PolicyError
@@ -351,6 +351,14 @@ def _action(text: object, field: str, where: str) -> tuple[Action, int]:
 def _rule(name: str, spec: object, where: str, kind: RouteKind) -> FieldRule:
     if name not in FIELDS:
         raise PolicyError(f"policy [{where}]: unknown field '{name}' (use TS 32.298 names)")
+    if name == RECORD_ID:
+        # Both engines copy it into every output, so a rule here could only be a promise the
+        # output does not keep (a "drop" that still shows it, in the value and in the
+        # cdrveil.record-id header).
+        raise PolicyError(
+            f"policy [{where}]: '{RECORD_ID}' takes no rule: every output carries the record "
+            "id, so each output can be traced to its input and de-duplicated; remove the line"
+        )
     field_kind, owner = FIELDS[name]
     if isinstance(spec, dict):
         if set(spec) != {"consented", "otherwise"}:

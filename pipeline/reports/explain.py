@@ -88,7 +88,14 @@ def explain(
         },
         "routes": trace,
         "outputs": [
-            {"topic": o.topic, "key": o.key, "value": orjson.loads(o.value)} for o in outputs
+            {
+                "topic": o.topic,
+                "key": o.key,
+                "value": orjson.loads(o.value),
+                # Header values are ASCII (names, versions, ids: never an identifier).
+                "headers": {name: value.decode("utf-8", "replace") for name, value in o.headers},
+            }
+            for o in outputs
         ],
     }
 
@@ -126,4 +133,6 @@ def render(result: dict[str, Any], show_values: bool) -> str:
             key = output["key"].decode() if output["key"] else "-"
             lines.append(f"  {output['topic']}  key={key}")
             lines.append(f"    {orjson.dumps(output['value']).decode()}")
+            headers = ", ".join(f"{name}={value}" for name, value in output["headers"].items())
+            lines.append(f"    headers: {headers}")
     return "\n".join(lines) + "\n"

@@ -109,6 +109,29 @@ def test_unknown_identifier_type_is_refused(pseudonymizer: Pseudonymizer) -> Non
     """Only msisdn, imsi and imei have derived keys."""
     with pytest.raises(ValueError, match="identifier type"):
         pseudonymizer.pseudonym("marketing", "email", "a@b")
+    with pytest.raises(ValueError, match="identifier type"):
+        pseudonymizer.derived_key("marketing", "email")
+
+
+def test_the_derived_key_is_the_one_the_pseudonyms_use(pseudonymizer: Pseudonymizer) -> None:
+    """derived_key (what native.py hands the compiled engine) is the contract's HKDF output,
+    one per purpose and identifier type, and HMAC under it gives the Python pseudonyms."""
+    keys = set()
+    for purpose in ("marketing", "fraud_prevention"):
+        for id_type, value in (("msisdn", SERVED), ("imsi", "240011234567890")):
+            key = pseudonymizer.derived_key(purpose, id_type)
+            expected = HKDF(
+                algorithm=hashes.SHA256(),
+                length=32,
+                salt=b"cdrveil/pseudonym/v1",
+                info=f"{purpose}/{id_type}".encode(),
+            ).derive(SECRET)
+            assert key == expected
+            digest = hmac.new(key, value.encode(), hashlib.sha256).digest()[:16]
+            body = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+            assert pseudonymizer.pseudonym(purpose, id_type, value) == f"{KEY_ID}:{body}"
+            keys.add(key)
+    assert len(keys) == 4
 
 
 # --- init, load refusals ---------------------------------------------------------------------

@@ -472,3 +472,27 @@ def test_every_consent_based_route_of_the_default_policy_requires_consent(policy
     consent_based = [r for r in policy.routes.values() if r.legal_basis == "consent"]
     assert {r.name for r in consent_based} == {"marketing", "service_improvement"}
     assert all(r.requires_consent for r in consent_based)
+
+
+@pytest.mark.parametrize(
+    "spec", ['"drop"', '"keep"', '{ consented = "keep", otherwise = "drop" }'], ids=str
+)
+def test_a_rule_for_the_record_id_is_refused(spec: str) -> None:
+    """Both engines copy recordId into every output (and the cdrveil.record-id header), so
+    a rule for it could only be a promise the output does not keep: the old generated Python
+    builder honoured "drop" while the interpreter and the native engine kept it."""
+    with pytest.raises(PolicyError, match="'recordId' takes no rule: every output carries"):
+        parse(with_field("recordId", spec))
+    with pytest.raises(PolicyError, match="'recordId' takes no rule"):
+        parse(MINIMAL + BILLING.replace('calledNumber = "mask:4"', f"recordId = {spec}"))
+
+
+def test_policy_check_refuses_a_rule_for_the_record_id(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`cdrveil policy-check` says so before a worker starts with it: exit 2, the route named."""
+    path = tmp_path / "policy.toml"
+    path.write_text(with_field("recordId", '"drop"'))
+    assert main(["policy-check", str(path)]) == 2
+    error = capsys.readouterr().err
+    assert "[routes.marketing]: 'recordId' takes no rule" in error

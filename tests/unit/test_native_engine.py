@@ -65,9 +65,8 @@ _PYTHON_ENGINES: dict[tuple[str, str], Engine] = {}
 
 
 def python_engine(policy: Policy, pseudonymizer: Pseudonymizer, **build: Any) -> Engine:
-    """One reference engine per policy and settings (building one compiles its routes; its
-    caches never change an answer, so examples may share it). Generated policies are
-    built afresh: they rarely repeat."""
+    """One reference engine per policy and settings (its caches never change an answer, so
+    examples may share it). Generated policies are built afresh: they rarely repeat."""
     slot = (policy.version, repr(sorted(build.items())))
     found = _PYTHON_ENGINES.get(slot)
     if found is None:
@@ -406,8 +405,8 @@ def _actions(kind: Kind) -> list[str]:
 @st.composite
 def field_rules(draw: st.DrawFn, route_kind: str) -> str:
     """The TOML of one route's [fields] table: valid rules for random catalog fields."""
-    # recordId is left out: the compiled Python builder drops it where the policy says drop,
-    # the reference interpreter always keeps it (a known difference; see the report).
+    # recordId is left out: the policy refuses a rule for it (both engines copy it into every
+    # output; test_core_policy.py).
     names = draw(
         st.lists(st.sampled_from([n for n in FIELDS if n != "recordId"]), min_size=1, unique=True)
     )
