@@ -6,7 +6,7 @@
 //! returns is the specification: the same partitions in the same order, the same bytes.
 
 use crate::engine::{BatchOutputs, Target};
-use crate::kafka::{self, BatchLayout, EncodedHeaders, PartitionBuilder};
+use crate::kafka::{self, BatchLayout, BatchSizer, Cursor, EncodedHeaders, HEADER_BYTES};
 
 const RECORD_ID: &[u8] = b"cdrveil.record-id";
 const CONSENT_VERSION: &[u8] = b"cdrveil.consent-version";
@@ -63,19 +63,40 @@ pub struct PartitionBatches {
     pub batches: Vec<Vec<u8>>,
 }
 
-/// The record batches of `batch`'s outputs, `partitions[t]` partitions for topic `t`, the
-/// keyless counter starting at `round_robin`; and the counter after them.
-pub fn record_batches(
+/// Where the record batches of one partition close: (bytes, records) of each.
+pub struct PlannedPartition {
+    pub topic: usize,
+    pub partition: u32,
+    pub batches: Vec<(usize, u32)>,
+}
+
+/// The record batches a batch's outputs make, sized before any is written (so they can be
+/// written straight into buffers of their final size).
+pub struct Plan {
+    /// Topics in the order outputs first reach them, partitions ascending.
+    pub partitions: Vec<PlannedPartition>,
+    /// Per output, the index of its partition in `partitions`.
+    placed: Vec<u32>,
+    /// The keyless counter after the batch.
+    pub round_robin: u64,
+}
+
+impl Plan {
+    /// Every batch's size, partition by partition: the buffers [`write`] fills.
+    pub fn sizes(&self) -> impl Iterator<Item = usize> + '_ {
+        self.partitions
+            .iter()
+            .flat_map(|p| p.batches.iter().map(|&(bytes, _)| bytes))
+    }
+}
+
+/// Call `each(route, key, value, headers)` for every output of `batch`, in order, with
+/// the record's own headers (record id, consent version, LIID) encoded once per record.
+fn for_each_output(
     placement: &Placement,
     batch: &BatchOutputs,
-    partitions: &[u32],
-    layout: &BatchLayout,
-    mut round_robin: u64,
-) -> (Vec<PartitionBatches>, u64) {
-    // Per topic, one builder per partition; topics in the order outputs first reach them.
-    let mut builders: Vec<Vec<PartitionBuilder>> =
-        partitions.iter().map(|_| Vec::new()).collect::<Vec<_>>();
-    let mut order: Vec<usize> = Vec::with_capacity(partitions.len());
+    mut each: impl FnMut(&RouteHeaders, Option<&[u8]>, &[u8], &EncodedHeaders<'_>),
+) {
     let data = &batch.data;
     let mut own = Vec::with_capacity(96);
     let mut liid_header = Vec::with_capacity(48);
@@ -110,37 +131,166 @@ pub fn record_batches(
                     parts: [&route.encoded, &own, b""],
                 },
             };
-            let n = partitions[route.topic];
             let key = output.key.as_ref().map(|range| &data[range.clone()]);
-            let partition = match key {
-                Some(key) => kafka::partition_of(key, n),
-                None => {
-                    let p = (round_robin % u64::from(n)) as u32;
-                    round_robin += 1;
-                    p
-                }
-            };
-            let topic = &mut builders[route.topic];
-            if topic.is_empty() {
-                topic.resize_with(n as usize, PartitionBuilder::default);
-                order.push(route.topic);
-            }
-            topic[partition as usize].append(layout, key, &data[output.value.clone()], &headers);
+            each(route, key, &data[output.value.clone()], &headers);
         }
     }
-    let mut finished = Vec::new();
-    for t in order {
-        for (partition, builder) in std::mem::take(&mut builders[t]).into_iter().enumerate() {
-            if !builder.is_empty() {
-                finished.push(PartitionBatches {
-                    topic: t,
-                    partition: partition as u32,
-                    batches: builder.finish(layout),
-                });
+}
+
+/// Place `batch`'s outputs (`partitions[t]` partitions for topic `t`, the keyless counter
+/// starting at `round_robin`) and size their record batches.
+pub fn plan(
+    placement: &Placement,
+    batch: &BatchOutputs,
+    partitions: &[u32],
+    layout: &BatchLayout,
+    mut round_robin: u64,
+) -> Plan {
+    // Per topic, per partition, the index of its planned partition (u32::MAX: none yet).
+    let mut index: Vec<Vec<u32>> = partitions.iter().map(|_| Vec::new()).collect();
+    let mut order: Vec<usize> = Vec::with_capacity(partitions.len());
+    let mut planned: Vec<PlannedPartition> = Vec::new();
+    let mut sizers: Vec<BatchSizer> = Vec::new();
+    let mut placed = Vec::with_capacity(batch.outputs.len());
+    for_each_output(placement, batch, |route, key, value, headers| {
+        let n = partitions[route.topic];
+        let partition = match key {
+            Some(key) => kafka::partition_of(key, n),
+            None => {
+                let p = (round_robin % u64::from(n)) as u32;
+                round_robin += 1;
+                p
+            }
+        };
+        let topic = &mut index[route.topic];
+        if topic.is_empty() {
+            topic.resize(n as usize, u32::MAX);
+            order.push(route.topic);
+        }
+        let mut at = topic[partition as usize];
+        if at == u32::MAX {
+            at = planned.len() as u32;
+            topic[partition as usize] = at;
+            planned.push(PlannedPartition {
+                topic: route.topic,
+                partition,
+                batches: Vec::new(),
+            });
+            sizers.push(BatchSizer::default());
+        }
+        let sizer = &mut sizers[at as usize];
+        let body = kafka::record_body_len(sizer.records, key, value.len(), headers);
+        let body = match sizer.fits(layout, body) {
+            Some(closed) => {
+                planned[at as usize].batches.push(closed);
+                kafka::record_body_len(0, key, value.len(), headers)
+            }
+            None => body,
+        };
+        sizer.add(body);
+        placed.push(at);
+    });
+    for (part, sizer) in planned.iter_mut().zip(&sizers) {
+        part.batches.push((sizer.bytes, sizer.records));
+    }
+    // Topics in first-output order, partitions ascending.
+    let mut ranked: Vec<u32> = Vec::with_capacity(planned.len());
+    for &t in &order {
+        ranked.extend(index[t].iter().copied().filter(|&i| i != u32::MAX));
+    }
+    let mut rank = vec![0u32; planned.len()];
+    for (r, &i) in ranked.iter().enumerate() {
+        rank[i as usize] = r as u32;
+    }
+    for p in &mut placed {
+        *p = rank[*p as usize];
+    }
+    let mut slots: Vec<Option<PlannedPartition>> = planned.into_iter().map(Some).collect();
+    let partitions = ranked
+        .iter()
+        .filter_map(|&i| slots[i as usize].take())
+        .collect();
+    Plan {
+        partitions,
+        placed,
+        round_robin,
+    }
+}
+
+/// Write the record batches `plan` sized into `buffers` (one per batch, in the order of
+/// [`Plan::sizes`], each exactly that size), headers and CRCs included.
+pub fn write(
+    placement: &Placement,
+    batch: &BatchOutputs,
+    plan: &Plan,
+    layout: &BatchLayout,
+    buffers: &mut [&mut [u8]],
+) {
+    // Per partition: its first buffer, the batch being written, its position and records.
+    let mut first = Vec::with_capacity(plan.partitions.len());
+    let mut total = 0;
+    for part in &plan.partitions {
+        first.push(total);
+        total += part.batches.len();
+    }
+    assert_eq!(total, buffers.len(), "one buffer per planned batch");
+    let mut state: Vec<(usize, usize, u32)> = vec![(0, HEADER_BYTES, 0); plan.partitions.len()];
+    let mut outputs = plan.placed.iter();
+    for_each_output(placement, batch, |_, key, value, headers| {
+        let Some(&at) = outputs.next() else {
+            return;
+        };
+        let at = at as usize;
+        let (current, pos, records) = &mut state[at];
+        if *records == plan.partitions[at].batches[*current].1 {
+            *current += 1;
+            *pos = HEADER_BYTES;
+            *records = 0;
+        }
+        let body = kafka::record_body_len(*records, key, value.len(), headers);
+        let mut cursor = Cursor {
+            buf: &mut *buffers[first[at] + *current],
+            pos: *pos,
+        };
+        cursor.record(body, *records, key, value, headers);
+        *pos = cursor.pos;
+        *records += 1;
+    });
+    let mut buffer = buffers.iter_mut();
+    for part in &plan.partitions {
+        for &(bytes, records) in &part.batches {
+            if let Some(out) = buffer.next() {
+                debug_assert_eq!(out.len(), bytes);
+                kafka::write_header(out, records, layout);
             }
         }
     }
-    (finished, round_robin)
+}
+
+/// The record batches of `batch`'s outputs, `partitions[t]` partitions for topic `t`, the
+/// keyless counter starting at `round_robin`; and the counter after them.
+pub fn record_batches(
+    placement: &Placement,
+    batch: &BatchOutputs,
+    partitions: &[u32],
+    layout: &BatchLayout,
+    round_robin: u64,
+) -> (Vec<PartitionBatches>, u64) {
+    let plan = plan(placement, batch, partitions, layout, round_robin);
+    let mut buffers: Vec<Vec<u8>> = plan.sizes().map(|size| vec![0; size]).collect();
+    let mut slices: Vec<&mut [u8]> = buffers.iter_mut().map(Vec::as_mut_slice).collect();
+    write(placement, batch, &plan, layout, &mut slices);
+    let mut buffers = buffers.into_iter();
+    let finished = plan
+        .partitions
+        .iter()
+        .map(|part| PartitionBatches {
+            topic: part.topic,
+            partition: part.partition,
+            batches: buffers.by_ref().take(part.batches.len()).collect(),
+        })
+        .collect();
+    (finished, plan.round_robin)
 }
 
 fn itoa_buffer() -> [u8; 20] {

@@ -176,117 +176,135 @@ impl EncodedHeaders<'_> {
     }
 }
 
-/// One open record batch of one partition: its buffer (the header is written on close).
-struct OpenBatch {
-    buffer: Vec<u8>,
-    records: u32,
-}
-
-/// The record batches of one partition, in the order to send them.
-#[derive(Default)]
-pub struct PartitionBuilder {
-    done: Vec<Vec<u8>>,
-    open: Option<OpenBatch>,
-}
-
 /// Record batches are built as aiokafka's `BatchBuilder(batch_size, 0)` builds them: no
-/// compression, no producer id, every record stamped `timestamp_ms`, a record refused
-/// (the batch closed, the record starting the next) when a non-empty batch would reach
-/// `batch_bytes` with it.
+/// compression, no producer id, base sequence 0, every record stamped `timestamp_ms`, a
+/// record refused (the batch closed, the record starting the next) when a non-empty batch
+/// would reach `batch_bytes` with it.
 pub struct BatchLayout {
     pub batch_bytes: usize,
     pub timestamp_ms: i64,
 }
 
-impl PartitionBuilder {
-    /// Append one record.
-    pub fn append(
+/// The body length of a record (what its length varint says).
+pub fn record_body_len(
+    offset_delta: u32,
+    key: Option<&[u8]>,
+    value_len: usize,
+    headers: &EncodedHeaders<'_>,
+) -> usize {
+    let mut body = 1 + 1 + varint_len(i64::from(offset_delta)); // attributes, timestamp delta
+    body += match key {
+        Some(k) => varint_len(k.len() as i64) + k.len(),
+        None => 1,
+    };
+    body += varint_len(value_len as i64) + value_len;
+    body + varint_len(headers.count as i64) + headers.len()
+}
+
+/// Sizes the record batches of one partition as records come: where a batch closes.
+#[derive(Default, Clone, Copy)]
+pub struct BatchSizer {
+    /// Bytes of the open batch (header included), 0 if none is open.
+    pub bytes: usize,
+    pub records: u32,
+}
+
+impl BatchSizer {
+    /// Make room for a record of `body` bytes at offset delta `self.records` (call
+    /// [`record_body_len`] with it): `Some(closed batch (bytes, records))` if the open
+    /// batch closes first, the record then starting the next one at offset delta 0.
+    pub fn fits(&mut self, layout: &BatchLayout, body: usize) -> Option<(usize, u32)> {
+        let required = body + varint_len(body as i64);
+        // aiokafka's test: a record that would reach the size (not only pass it) waits.
+        if self.records > 0 && self.bytes + required >= layout.batch_bytes {
+            let closed = (self.bytes, self.records);
+            *self = BatchSizer::default();
+            return Some(closed);
+        }
+        None
+    }
+
+    /// Count a record of `body` bytes in (after [`BatchSizer::fits`]).
+    pub fn add(&mut self, body: usize) {
+        if self.records == 0 {
+            self.bytes = HEADER_BYTES;
+        }
+        self.bytes += body + varint_len(body as i64);
+        self.records += 1;
+    }
+}
+
+/// Writes into a buffer sized beforehand.
+pub struct Cursor<'a> {
+    pub buf: &'a mut [u8],
+    pub pos: usize,
+}
+
+impl Cursor<'_> {
+    #[inline]
+    fn put(&mut self, bytes: &[u8]) {
+        self.buf[self.pos..self.pos + bytes.len()].copy_from_slice(bytes);
+        self.pos += bytes.len();
+    }
+
+    #[inline]
+    fn varint(&mut self, value: i64) {
+        let mut v = ((value << 1) ^ (value >> 63)) as u64;
+        while v >= 0x80 {
+            self.buf[self.pos] = (v as u8) | 0x80;
+            self.pos += 1;
+            v >>= 7;
+        }
+        self.buf[self.pos] = v as u8;
+        self.pos += 1;
+    }
+
+    /// Write one record of body length `body` (from [`record_body_len`]).
+    pub fn record(
         &mut self,
-        layout: &BatchLayout,
+        body: usize,
+        offset_delta: u32,
         key: Option<&[u8]>,
         value: &[u8],
         headers: &EncodedHeaders<'_>,
     ) {
-        let offset_delta = self.open.as_ref().map_or(0, |b| b.records);
-        let mut body = 1 + 1 + varint_len(i64::from(offset_delta));
-        body += match key {
-            Some(k) => varint_len(k.len() as i64) + k.len(),
-            None => 1,
-        };
-        body += varint_len(value.len() as i64) + value.len();
-        body += varint_len(headers.count as i64) + headers.len();
-        let required = body + varint_len(body as i64);
-        if let Some(open) = &self.open {
-            // aiokafka's test: a record that would reach the size (not only pass it) waits.
-            if open.records > 0 && open.buffer.len() + required >= layout.batch_bytes {
-                self.close(layout);
-            }
-        }
-        let open = self.open.get_or_insert_with(|| {
-            let mut buffer = Vec::with_capacity((required + HEADER_BYTES).max(1 << 14));
-            buffer.resize(HEADER_BYTES, 0);
-            OpenBatch { buffer, records: 0 }
-        });
-        let offset_delta = open.records;
-        let out = &mut open.buffer;
-        out.reserve(required);
-        put_varint(out, body as i64);
-        out.push(0); // attributes
-        out.push(0); // timestamp delta: every record has the batch's timestamp
-        put_varint(out, i64::from(offset_delta));
+        self.varint(body as i64);
+        self.put(&[0, 0]); // attributes; timestamp delta: every record has the batch's time
+        self.varint(i64::from(offset_delta));
         match key {
             Some(k) => {
-                put_varint(out, k.len() as i64);
-                out.extend_from_slice(k);
+                self.varint(k.len() as i64);
+                self.put(k);
             }
-            None => out.push(1), // -1: no key
+            None => self.put(&[1]), // -1: no key
         }
-        put_varint(out, value.len() as i64);
-        out.extend_from_slice(value);
-        put_varint(out, headers.count as i64);
+        self.varint(value.len() as i64);
+        self.put(value);
+        self.varint(headers.count as i64);
         for part in headers.parts {
-            out.extend_from_slice(part);
+            self.put(part);
         }
-        open.records += 1;
     }
+}
 
-    fn close(&mut self, layout: &BatchLayout) {
-        let Some(OpenBatch {
-            mut buffer,
-            records,
-        }) = self.open.take()
-        else {
-            return;
-        };
-        let length = (buffer.len() - 12) as i32;
-        let h = &mut buffer[..HEADER_BYTES];
-        h[0..8].copy_from_slice(&0i64.to_be_bytes()); // base offset
-        h[8..12].copy_from_slice(&length.to_be_bytes());
-        h[12..16].copy_from_slice(&(-1i32).to_be_bytes()); // partition leader epoch: none
-        h[16] = 2; // magic
-        h[21..23].copy_from_slice(&0i16.to_be_bytes()); // attributes
-        h[23..27].copy_from_slice(&(records as i32 - 1).to_be_bytes()); // last offset delta
-        h[27..35].copy_from_slice(&layout.timestamp_ms.to_be_bytes()); // first timestamp
-        h[35..43].copy_from_slice(&layout.timestamp_ms.to_be_bytes()); // max timestamp
-        h[43..51].copy_from_slice(&(-1i64).to_be_bytes()); // producer id
-        h[51..53].copy_from_slice(&(-1i16).to_be_bytes()); // producer epoch
-        h[53..57].copy_from_slice(&0i32.to_be_bytes()); // base sequence, as aiokafka has it
-        h[57..61].copy_from_slice(&(records as i32).to_be_bytes());
-        let crc = crc32c(&buffer[21..]);
-        buffer[17..21].copy_from_slice(&crc.to_be_bytes());
-        self.done.push(buffer);
-    }
-
-    /// Whether it holds any record.
-    pub fn is_empty(&self) -> bool {
-        self.done.is_empty() && self.open.is_none()
-    }
-
-    /// Close the open batch; every finished batch, in order.
-    pub fn finish(mut self, layout: &BatchLayout) -> Vec<Vec<u8>> {
-        self.close(layout);
-        self.done
-    }
+/// Fill in the header of a record batch whose records follow it in `batch` (all of it).
+pub fn write_header(batch: &mut [u8], records: u32, layout: &BatchLayout) {
+    let length = (batch.len() - 12) as i32;
+    let h = &mut batch[..HEADER_BYTES];
+    h[0..8].copy_from_slice(&0i64.to_be_bytes()); // base offset
+    h[8..12].copy_from_slice(&length.to_be_bytes());
+    h[12..16].copy_from_slice(&(-1i32).to_be_bytes()); // partition leader epoch: none
+    h[16] = 2; // magic
+    h[21..23].copy_from_slice(&0i16.to_be_bytes()); // attributes
+    h[23..27].copy_from_slice(&(records as i32 - 1).to_be_bytes()); // last offset delta
+    h[27..35].copy_from_slice(&layout.timestamp_ms.to_be_bytes()); // first timestamp
+    h[35..43].copy_from_slice(&layout.timestamp_ms.to_be_bytes()); // max timestamp
+    h[43..51].copy_from_slice(&(-1i64).to_be_bytes()); // producer id
+    h[51..53].copy_from_slice(&(-1i16).to_be_bytes()); // producer epoch
+    h[53..57].copy_from_slice(&0i32.to_be_bytes()); // base sequence, as aiokafka has it
+    h[57..61].copy_from_slice(&(records as i32).to_be_bytes());
+    let crc = crc32c(&batch[21..]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
 }
 
 #[cfg(test)]
@@ -344,27 +362,23 @@ mod tests {
             batch_bytes: 1000,
             timestamp_ms: 1,
         };
-        let mut part = PartitionBuilder::default();
         let none = EncodedHeaders {
             count: 0,
             parts: [b"", b"", b""],
         };
+        let mut sizer = BatchSizer::default();
+        let mut closed = Vec::new();
         for _ in 0..10 {
-            part.append(&layout, Some(b"k"), &[7u8; 300], &none);
+            let body = record_body_len(sizer.records, Some(b"k"), 300, &none);
+            if let Some(batch) = sizer.fits(&layout, body) {
+                closed.push(batch);
+            }
+            let body = record_body_len(sizer.records, Some(b"k"), 300, &none);
+            sizer.add(body);
         }
-        let batches = part.finish(&layout);
-        assert!(batches.len() > 1);
-        assert!(batches.iter().all(|b| b.len() < 1000));
-        let count: i32 = batches
-            .iter()
-            .map(|b| i32::from_be_bytes([b[57], b[58], b[59], b[60]]))
-            .sum();
-        assert_eq!(count, 10);
-        for b in &batches {
-            assert_eq!(
-                u32::from_be_bytes([b[17], b[18], b[19], b[20]]),
-                crc32c(&b[21..])
-            );
-        }
+        closed.push((sizer.bytes, sizer.records));
+        assert!(closed.len() > 1);
+        assert!(closed.iter().all(|&(bytes, _)| bytes < 1000));
+        assert_eq!(closed.iter().map(|&(_, n)| n).sum::<u32>(), 10);
     }
 }

@@ -338,7 +338,11 @@ impl PyEngine {
             dialect: settings.dialect,
             max_bytes,
         };
+        let slots: Vec<[usize; 3]> = plans.iter().map(|p| p.pseudonymizers).collect();
+        let (caches, lanes) = crate::pseudocache::caches_for(&slots);
         let engine = Engine {
+            caches,
+            lanes,
             decoder,
             key_prefix,
             home_networks: item(plan, "home_networks")?,
@@ -479,26 +483,51 @@ impl PyEngine {
         let engine = &mut self.engine;
         let placement = &self.placement;
         let (consent, warrants) = (&self.consent, &self.warrants);
-        let built = py.detach(|| -> Result<_, &'static str> {
+        // Decide and size the record batches without the GIL, allocate them as Python
+        // bytes with it, fill them without it: every output is copied once, into place.
+        let planned = py.detach(|| -> Result<_, &'static str> {
             let consent = consent.read().map_err(|_| "consent table poisoned")?;
             let warrants = warrants.read().map_err(|_| "warrant index poisoned")?;
             let batch = engine.process_batch(&slices, &consent, &warrants);
             drop((consent, warrants));
-            let (finished, after) =
-                batches::record_batches(placement, &batch, &counts, &layout, round_robin);
-            Ok((finished, batch.rejections, after))
+            let plan = batches::plan(placement, &batch, &counts, &layout, round_robin);
+            Ok((batch, plan))
         });
-        let (finished, rejected, after) = built.map_err(PyValueError::new_err)?;
-        let mut parts = Vec::with_capacity(finished.len());
-        for part in finished {
-            let buffers = PyList::new(py, part.batches.iter().map(|b| PyBytes::new(py, b)))?;
-            parts.push((
-                self.topic_names[part.topic].bind(py),
-                part.partition,
-                buffers,
-            ));
+        let (batch, plan) = planned.map_err(PyValueError::new_err)?;
+        let mut buffers = Vec::new();
+        for size in plan.sizes() {
+            buffers.push(uninit_bytes(py, size)?);
         }
-        Ok((PyList::new(py, parts)?, rejections(py, &rejected)?, after))
+        let mut targets: Vec<Destination> = buffers
+            .iter()
+            .map(|b| {
+                // SAFETY: a bytes object of this size, just made: nothing else refers to it.
+                Destination(
+                    unsafe { ffi::PyBytes_AsString(b.as_ptr()) }.cast(),
+                    b.len().unwrap_or(0),
+                )
+            })
+            .collect();
+        py.detach(|| {
+            let mut slices: Vec<&mut [u8]> = targets
+                .iter_mut()
+                // SAFETY: each target is a distinct, live bytes object's buffer of that
+                // length (held in `buffers`), which no Python code sees until written.
+                .map(|t| unsafe { std::slice::from_raw_parts_mut(t.0, t.1) })
+                .collect();
+            batches::write(placement, &batch, &plan, &layout, &mut slices);
+        });
+        let mut buffers = buffers.into_iter();
+        let mut parts = Vec::with_capacity(plan.partitions.len());
+        for part in &plan.partitions {
+            let list = PyList::new(py, buffers.by_ref().take(part.batches.len()))?;
+            parts.push((self.topic_names[part.topic].bind(py), part.partition, list));
+        }
+        Ok((
+            PyList::new(py, parts)?,
+            rejections(py, &batch.rejections)?,
+            plan.round_robin,
+        ))
     }
 
     /// The native work of `process_batch` alone, without building the Python outputs:
@@ -628,6 +657,26 @@ impl PyEngine {
             PyList::new(py, outputs)?,
             rejections(py, &batch.rejections)?,
         ))
+    }
+}
+
+/// Where one record batch is written: a bytes object's buffer and its length.
+struct Destination(*mut u8, usize);
+
+// SAFETY: the buffer belongs to a bytes object no other thread refers to while written.
+unsafe impl Send for Destination {}
+
+/// A bytes object of `size` bytes, not yet written (filled before anyone sees it).
+fn uninit_bytes(py: Python<'_>, size: usize) -> PyResult<Bound<'_, PyBytes>> {
+    let size = ffi::Py_ssize_t::try_from(size)
+        .map_err(|_| PyValueError::new_err("record batch too large"))?;
+    // SAFETY: a NULL source asks CPython for an uninitialized bytes object of that size.
+    unsafe {
+        let obj = ffi::PyBytes_FromStringAndSize(std::ptr::null(), size);
+        if obj.is_null() {
+            return Err(PyErr::fetch(py));
+        }
+        Ok(Bound::from_owned_ptr(py, obj).cast_into_unchecked::<PyBytes>())
     }
 }
 
