@@ -341,6 +341,7 @@ impl PyEngine {
         let slots: Vec<[usize; 3]> = plans.iter().map(|p| p.pseudonymizers).collect();
         let (caches, lanes) = crate::pseudocache::caches_for(&slots);
         let engine = Engine {
+            spare: Vec::new(),
             caches,
             lanes,
             decoder,
@@ -426,7 +427,9 @@ impl PyEngine {
             Ok(engine.process_batch(&slices, &consent, &warrants))
         });
         let batch = batch.map_err(PyValueError::new_err)?;
-        self.to_python(py, &batch)
+        let result = self.to_python(py, &batch);
+        self.engine.recycle(batch);
+        result
     }
 
     /// Every topic the engine can write, each once.
@@ -523,11 +526,9 @@ impl PyEngine {
             let list = PyList::new(py, buffers.by_ref().take(part.batches.len()))?;
             parts.push((self.topic_names[part.topic].bind(py), part.partition, list));
         }
-        Ok((
-            PyList::new(py, parts)?,
-            rejections(py, &batch.rejections)?,
-            plan.round_robin,
-        ))
+        let rejected = rejections(py, &batch.rejections)?;
+        self.engine.recycle(batch);
+        Ok((PyList::new(py, parts)?, rejected, plan.round_robin))
     }
 
     /// The native work of `process_batch` alone, without building the Python outputs:
