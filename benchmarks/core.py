@@ -9,10 +9,13 @@ one core.
 
 Both engines run in the same process on the same inputs: the Python engine (the
 reference, ``Engine.process`` record by record) and the native engine through the
-batch interface (``NativeBatchEngine.process_batch`` on batches of the worker's
-default size, the outputs as the ``Output`` objects the worker sends). Before timing,
-one pass of each computes a digest of every output (topic, key, value, headers, in
-order) and of every rejection: they must be identical.
+batch interface the worker uses, ``NativeBatchEngine.process_batch_records`` on batches
+of the worker's default size: its outputs come back as finished Kafka record batches
+(8 partitions per topic), queued for sending as the worker queues them
+(``OutputBatch.add_finished``). Before timing, one pass of each computes a digest of
+every output (topic, key, value, headers, in order) and of every rejection: they must
+be identical; and the native record batches must be byte for byte the ones aiokafka's
+builder makes of the Python engine's outputs (``reference_record_batches``).
 
     python -m benchmarks.core                 # 200,000 records
     python -m benchmarks.core --quick         # a small smoke run
@@ -36,6 +39,7 @@ from typing import Any
 
 import orjson
 
+from pipeline.core.batch import Layout
 from pipeline.core.consent import ConsentTable
 from pipeline.core.decode import Rejection
 from pipeline.core.engine import Engine, Output
@@ -44,6 +48,8 @@ from pipeline.core.native import NativeBatchEngine
 from pipeline.core.normalize import MsisdnNormalizer
 from pipeline.core.policy import Policy
 from pipeline.core.warrants import WarrantIndex
+from pipeline.shell.clients import MAX_BATCH_BYTES
+from pipeline.shell.produce import OutputBatch, Partitioner, reference_record_batches
 from pipeline.synth import Workload, consent_states, records, warrants
 
 TARGET_RECORDS_PER_SECOND = 100_000
@@ -51,6 +57,10 @@ TARGET_RECORDS_PER_SECOND = 100_000
 NATIVE_TARGET_RECORDS_PER_SECOND = 250_000
 #: Records per process_batch call: the worker's default batch_max_records.
 BATCH_RECORDS = 2000
+#: Partitions of every output topic (the end-to-end benchmark's count).
+PARTITIONS = 8
+#: The CreateTime of every record batch the benchmark builds (fixed, so the check compares).
+STAMP_MS = 1_764_756_000_000
 
 
 @dataclass(frozen=True)
@@ -119,6 +129,43 @@ def native_digest(core: CoreSetup, batch: int = BATCH_RECORDS) -> str:
     return digest.hexdigest()
 
 
+def _layouts(core: CoreSetup) -> dict[str, int]:
+    return {topic: PARTITIONS for topic in core.native.output_topics}
+
+
+def reference_batches_digest(core: CoreSetup, batch: int = BATCH_RECORDS) -> str:
+    """A digest of the record batches aiokafka's builder makes of the Python engine's
+    outputs, input batch by input batch, as the worker would lay them out."""
+    digest, counts, keyless = hashlib.sha256(), _layouts(core), 0
+    for start in range(0, len(core.inputs), batch):
+        outputs: list[Output] = []
+        for raw in core.inputs[start : start + batch]:
+            result = core.engine.process(raw, core.consent.get, core.warrants)
+            if not isinstance(result, Rejection):
+                outputs += result
+        layout = Layout(counts, MAX_BATCH_BYTES, STAMP_MS, keyless)
+        finished, keyless = reference_record_batches(outputs, layout)
+        for part in finished:
+            digest.update(orjson.dumps([part.topic, part.partition]))
+            for buffer in part.batches:
+                digest.update(buffer)
+    return digest.hexdigest()
+
+
+def native_batches_digest(core: CoreSetup, batch: int = BATCH_RECORDS) -> str:
+    """The same digest of the native engine's record batches."""
+    digest, counts, keyless = hashlib.sha256(), _layouts(core), 0
+    for start in range(0, len(core.inputs), batch):
+        layout = Layout(counts, MAX_BATCH_BYTES, STAMP_MS, keyless)
+        result = core.native.process_batch_records(core.inputs[start : start + batch], layout)
+        keyless = result.round_robin
+        for part in result.partitions:
+            digest.update(orjson.dumps([part.topic, part.partition]))
+            for buffer in part.batches:
+                digest.update(buffer)
+    return digest.hexdigest()
+
+
 def _best_pass(repeat: int, one_pass: Callable[[], tuple[int, int]]) -> dict[str, Any]:
     """Time ``one_pass`` (it returns outputs and rejections) ``repeat`` times with the
     long-lived tables frozen out of the collector's way, as the worker does; the figures of
@@ -149,18 +196,27 @@ def _figures(count: int, best: dict[str, Any], target: int) -> dict[str, Any]:
 
 
 def run_native(core: CoreSetup, repeat: int = 3, batch: int = BATCH_RECORDS) -> dict[str, Any]:
-    """Time the native engine through the batch interface (best of ``repeat`` passes)."""
+    """Time the native engine through the batch interface the worker drives (best of
+    ``repeat`` passes): one ``process_batch_records`` call per input batch, its record
+    batches queued in an ``OutputBatch`` as the worker queues them for the producer."""
     inputs, count = core.inputs, len(core.inputs)
     batches = [inputs[start : start + batch] for start in range(0, count, batch)]
-    process = core.native.process_batch
+    process = core.native.process_batch_records
+    partitioner = Partitioner()
+    partitioner.counts = _layouts(core)
 
     def one_pass() -> tuple[int, int]:
         outputs = rejected = 0
         for values in batches:
-            result = process(values)
-            outputs += len(result.outputs)
+            layout = Layout(partitioner.counts, MAX_BATCH_BYTES, STAMP_MS, partitioner.keyless)
+            result = process(values, layout)
+            partitioner.keyless = result.round_robin
+            queued = OutputBatch(partitioner, None)
+            for part in result.partitions:
+                queued.add_finished(part)
+            outputs += queued.size
             rejected += len(result.rejections)
-            del result  # the worker hands the outputs on; they are freed once sent
+            del result, queued  # the worker sends them; they are freed once acknowledged
         return outputs, rejected
 
     best = _best_pass(repeat, one_pass)
@@ -229,10 +285,12 @@ def main(argv: list[str] | None = None) -> int:
         count, subscribers, repeat = 5_000, 5_000, 1
     core = setup(count, subscribers)
     reference, native_check = python_digest(core), native_digest(core)
-    identical = reference == native_check
+    same_batches = reference_batches_digest(core) == native_batches_digest(core)
+    identical = reference == native_check and same_batches
     print(
         f"check: {count:,} records through both engines, outputs and rejections "
-        f"{'identical' if identical else 'DIFFER'} (sha256 {reference[:16]})"
+        f"{'identical' if reference == native_check else 'DIFFER'} (sha256 {reference[:16]}); "
+        f"record batches {'identical' if same_batches else 'DIFFER'}"
     )
     native = run_native(core, repeat=repeat, batch=args.batch)
     result = run(count, subscribers, repeat=repeat, core=core)
@@ -249,7 +307,12 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(f"native/python: {native['recordsPerSecond'] / result['recordsPerSecond']:.1f}x")
     if args.json:
-        document = {**result, "native": native, "identicalOutputs": identical}
+        document = {
+            **result,
+            "native": native,
+            "identicalOutputs": reference == native_check,
+            "identicalRecordBatches": same_batches,
+        }
         args.json.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
     return 0 if identical else 1
 

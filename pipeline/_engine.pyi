@@ -5,6 +5,9 @@ from typing import Any
 
 from pipeline.core.engine import Output
 
+def murmur2(data: bytes) -> int: ...
+def crc32c(data: bytes) -> int: ...
+
 class ConsentTable:
     """The consent table in native memory."""
 
@@ -34,3 +37,13 @@ class Engine:
         self, values: Sequence[bytes | None]
     ) -> tuple[list[Output], list[tuple[int, str, str, str | None]]]: ...
     def measure_batch(self, values: list[bytes]) -> tuple[int, int, int]: ...
+    @property
+    def output_topics(self) -> list[str]: ...
+    def process_batch_records(
+        self,
+        values: Sequence[bytes | None],
+        partitions: dict[str, int],
+        batch_bytes: int,
+        timestamp_ms: int,
+        round_robin: int,
+    ) -> tuple[list[tuple[str, int, list[bytes]]], list[tuple[int, str, str, str | None]], int]: ...

@@ -7,10 +7,13 @@
 //! crate a plan (`pipeline/core/native.py`). Key material never appears in a message,
 //! an error or a `repr`, and is wiped when dropped.
 
+pub mod batches;
 pub mod decode;
 pub mod engine;
 pub mod json;
+pub mod kafka;
 pub mod normalize;
+pub mod pseudocache;
 pub mod pseudonym;
 pub mod tables;
 pub mod time;

@@ -4,18 +4,13 @@
 //! The key itself is not kept: only the two HMAC pad states derived from it, which are
 //! as secret as the key and are wiped when dropped. Nothing here formats or logs them.
 
-use hashbrown::HashMap;
 use sha2::block_api::compress256;
 use zeroize::{Zeroize, Zeroizing};
-
-use crate::normalize::Digits;
 
 const IV: [u32; 8] = [
     0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
 ];
 
-/// Pseudonyms per generation of the cache (two generations), as the Python engine keeps.
-pub const CACHE_LIMIT: usize = 1 << 17;
 pub const PSEUDONYM_CHARS: usize = 22;
 
 /// HMAC-SHA-256 with the key's pad blocks already compressed.
@@ -129,44 +124,25 @@ pub fn base64url16(data: &[u8; 16]) -> [u8; PSEUDONYM_CHARS] {
     out
 }
 
-/// Pseudonyms for one purpose and identifier type, with a bounded two-generation cache.
+/// Pseudonyms for one purpose and identifier type (cached per identifier by
+/// `pseudocache::PseudonymCache`).
 pub struct Pseudonymizer {
     mac: Hmac,
-    young: HashMap<u64, [u8; PSEUDONYM_CHARS]>,
-    old: HashMap<u64, [u8; PSEUDONYM_CHARS]>,
 }
 
 impl Pseudonymizer {
     pub fn new(key: &[u8]) -> Pseudonymizer {
         Pseudonymizer {
             mac: Hmac::new(key),
-            young: HashMap::new(),
-            old: HashMap::new(),
         }
     }
 
-    fn compute(&self, value: &[u8]) -> [u8; PSEUDONYM_CHARS] {
+    /// The 22 characters after `<keyId>:` for a normalized identifier.
+    pub fn compute(&self, value: &[u8]) -> [u8; PSEUDONYM_CHARS] {
         let digest = self.mac.mac_short(value);
         let mut head = [0u8; 16];
         head.copy_from_slice(&digest[..16]);
         base64url16(&head)
-    }
-
-    /// The 22 characters after `<keyId>:` for a normalized identifier.
-    pub fn pseudonym(&mut self, value: &Digits) -> [u8; PSEUDONYM_CHARS] {
-        let key = value.key();
-        if let Some(found) = self.young.get(&key) {
-            return *found;
-        }
-        let found = match self.old.get(&key) {
-            Some(found) => *found,
-            None => self.compute(value.as_bytes()),
-        };
-        if self.young.len() >= CACHE_LIMIT {
-            self.old = std::mem::take(&mut self.young);
-        }
-        self.young.insert(key, found);
-        found
     }
 }
 

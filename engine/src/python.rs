@@ -8,8 +8,10 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple, PyType};
 use zeroize::Zeroizing;
 
+use crate::batches::{self, Placement, RouteHeaders};
 use crate::decode::{Catalog, Decoder, Kind, Owner};
 use crate::engine::{Action, BatchOutputs, Engine, FieldRule, RoutePlan, Target};
+use crate::kafka::BatchLayout;
 use crate::normalize::Numbering;
 use crate::pseudonym::Pseudonymizer;
 use crate::tables::{ConsentTable, Purposes, WarrantIndex};
@@ -181,6 +183,10 @@ pub struct PyEngine {
     warrant_index: Py<PyWarrantIndex>,
     intercepts: Vec<RouteObjects>,
     routes: Vec<RouteObjects>,
+    /// Each route's topic and encoded headers, for the record batches.
+    placement: Placement,
+    /// `placement.topics` as Python strings.
+    topic_names: Vec<Py<PyString>>,
     output_type: Py<PyType>,
     record_id_name: Py<PyString>,
     version_name: Py<PyString>,
@@ -264,8 +270,17 @@ impl PyEngine {
         key_prefix.push(b':');
 
         let mut intercepts = Vec::new();
+        let mut placement = Placement {
+            topics: Vec::new(),
+            intercepts: Vec::new(),
+            plans: Vec::new(),
+        };
         let raw_intercepts: Vec<(String, Headers)> = item(plan, "intercepts")?;
         for (topic, headers) in raw_intercepts {
+            let index = Placement::topic_index(&mut placement.topics, &topic);
+            placement
+                .intercepts
+                .push(RouteHeaders::new(index, &headers));
             intercepts.push(route_objects(py, topic, headers)?);
         }
         let mut plans = Vec::new();
@@ -311,11 +326,11 @@ impl PyEngine {
                 rules,
                 pseudonymizers: [slots.0, slots.1, slots.2],
             });
-            routes.push(route_objects(
-                py,
-                item(&route, "topic")?,
-                item(&route, "headers")?,
-            )?);
+            let topic: String = item(&route, "topic")?;
+            let headers: Headers = item(&route, "headers")?;
+            let index = Placement::topic_index(&mut placement.topics, &topic);
+            placement.plans.push(RouteHeaders::new(index, &headers));
+            routes.push(route_objects(py, topic, headers)?);
         }
         let decoder = Decoder {
             catalog,
@@ -323,7 +338,12 @@ impl PyEngine {
             dialect: settings.dialect,
             max_bytes,
         };
+        let slots: Vec<[usize; 3]> = plans.iter().map(|p| p.pseudonymizers).collect();
+        let (caches, lanes) = crate::pseudocache::caches_for(&slots);
         let engine = Engine {
+            spare: Vec::new(),
+            caches,
+            lanes,
             decoder,
             key_prefix,
             home_networks: item(plan, "home_networks")?,
@@ -359,6 +379,12 @@ impl PyEngine {
             warrants,
             intercepts,
             routes,
+            topic_names: placement
+                .topics
+                .iter()
+                .map(|t| PyString::intern(py, t).unbind())
+                .collect(),
+            placement,
             output_type: output_type.unbind(),
             record_id_name: PyString::intern(py, "cdrveil.record-id").unbind(),
             version_name: PyString::intern(py, "cdrveil.consent-version").unbind(),
@@ -388,18 +414,7 @@ impl PyEngine {
         py: Python<'py>,
         values: &Bound<'py, PyAny>,
     ) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>)> {
-        let mut held: Vec<Option<Bound<'py, PyBytes>>> = Vec::new();
-        for value in values.try_iter()? {
-            let value = value?;
-            if value.is_none() {
-                held.push(None);
-            } else {
-                let bytes = value
-                    .cast_into::<PyBytes>()
-                    .map_err(|_| PyTypeError::new_err("message values must be bytes or None"))?;
-                held.push(Some(bytes));
-            }
-        }
+        let held = held_values(values)?;
         let slices: Vec<Option<&[u8]>> = held
             .iter()
             .map(|v| v.as_ref().map(|b| b.as_bytes()))
@@ -412,7 +427,108 @@ impl PyEngine {
             Ok(engine.process_batch(&slices, &consent, &warrants))
         });
         let batch = batch.map_err(PyValueError::new_err)?;
-        self.to_python(py, &batch)
+        let result = self.to_python(py, &batch);
+        self.engine.recycle(batch);
+        result
+    }
+
+    /// Every topic the engine can write, each once.
+    #[getter]
+    fn output_topics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        PyList::new(py, self.topic_names.iter().map(|t| t.bind(py)))
+    }
+
+    /// Process a batch as `process_batch` does, and lay its outputs out in finished Kafka
+    /// record batches (v2, CRC-32C, uncompressed), the GIL released throughout.
+    ///
+    /// `partitions` maps every output topic to its partition count; a record batch takes
+    /// records until the next would reach `batch_bytes`; every record has the CreateTime
+    /// `timestamp_ms`; keyless messages go round-robin from `round_robin`. Returns
+    /// `(partitions, rejections, round_robin)`: `(topic, partition, [batch bytes])` per
+    /// partition written, rejections as `process_batch` gives them, the counter after.
+    fn process_batch_records<'py>(
+        &mut self,
+        py: Python<'py>,
+        values: &Bound<'py, PyAny>,
+        partitions: &Bound<'py, PyDict>,
+        batch_bytes: usize,
+        timestamp_ms: i64,
+        round_robin: u64,
+    ) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>, u64)> {
+        let mut counts = Vec::with_capacity(self.topic_names.len());
+        for topic in &self.topic_names {
+            let n: u32 = match partitions.get_item(topic.bind(py))? {
+                Some(n) => n.extract()?,
+                None => {
+                    return Err(PyValueError::new_err(format!(
+                        "no partition count for the output topic {}",
+                        topic.bind(py)
+                    )))
+                }
+            };
+            if n == 0 {
+                return Err(PyValueError::new_err(format!(
+                    "the output topic {} has no partitions",
+                    topic.bind(py)
+                )));
+            }
+            counts.push(n);
+        }
+        let held = held_values(values)?;
+        let slices: Vec<Option<&[u8]>> = held
+            .iter()
+            .map(|v| v.as_ref().map(|b| b.as_bytes()))
+            .collect();
+        let layout = BatchLayout {
+            batch_bytes,
+            timestamp_ms,
+        };
+        let engine = &mut self.engine;
+        let placement = &self.placement;
+        let (consent, warrants) = (&self.consent, &self.warrants);
+        // Decide and size the record batches without the GIL, allocate them as Python
+        // bytes with it, fill them without it: every output is copied once, into place.
+        let planned = py.detach(|| -> Result<_, &'static str> {
+            let consent = consent.read().map_err(|_| "consent table poisoned")?;
+            let warrants = warrants.read().map_err(|_| "warrant index poisoned")?;
+            let batch = engine.process_batch(&slices, &consent, &warrants);
+            drop((consent, warrants));
+            let plan = batches::plan(placement, &batch, &counts, &layout, round_robin);
+            Ok((batch, plan))
+        });
+        let (batch, plan) = planned.map_err(PyValueError::new_err)?;
+        let mut buffers = Vec::new();
+        for size in plan.sizes() {
+            buffers.push(uninit_bytes(py, size)?);
+        }
+        let mut targets: Vec<Destination> = buffers
+            .iter()
+            .map(|b| {
+                // SAFETY: a bytes object of this size, just made: nothing else refers to it.
+                Destination(
+                    unsafe { ffi::PyBytes_AsString(b.as_ptr()) }.cast(),
+                    b.len().unwrap_or(0),
+                )
+            })
+            .collect();
+        py.detach(|| {
+            let mut slices: Vec<&mut [u8]> = targets
+                .iter_mut()
+                // SAFETY: each target is a distinct, live bytes object's buffer of that
+                // length (held in `buffers`), which no Python code sees until written.
+                .map(|t| unsafe { std::slice::from_raw_parts_mut(t.0, t.1) })
+                .collect();
+            batches::write(placement, &batch, &plan, &layout, &mut slices);
+        });
+        let mut buffers = buffers.into_iter();
+        let mut parts = Vec::with_capacity(plan.partitions.len());
+        for part in &plan.partitions {
+            let list = PyList::new(py, buffers.by_ref().take(part.batches.len()))?;
+            parts.push((self.topic_names[part.topic].bind(py), part.partition, list));
+        }
+        let rejected = rejections(py, &batch.rejections)?;
+        self.engine.recycle(batch);
+        Ok((PyList::new(py, parts)?, rejected, plan.round_robin))
     }
 
     /// The native work of `process_batch` alone, without building the Python outputs:
@@ -538,22 +654,84 @@ impl PyEngine {
                 outputs.push(self.output(py, [topic, key, value, headers])?);
             }
         }
-        let mut rejections = Vec::with_capacity(batch.rejections.len());
-        for (index, rejection) in &batch.rejections {
-            let entry = (
-                *index,
-                rejection.code,
-                rejection.message.as_str(),
-                rejection.field.as_deref(),
-            );
-            rejections.push(entry.into_pyobject(py)?);
-        }
-        Ok((PyList::new(py, outputs)?, PyList::new(py, rejections)?))
+        Ok((
+            PyList::new(py, outputs)?,
+            rejections(py, &batch.rejections)?,
+        ))
     }
+}
+
+/// Where one record batch is written: a bytes object's buffer and its length.
+struct Destination(*mut u8, usize);
+
+// SAFETY: the buffer belongs to a bytes object no other thread refers to while written.
+unsafe impl Send for Destination {}
+
+/// A bytes object of `size` bytes, not yet written (filled before anyone sees it).
+fn uninit_bytes(py: Python<'_>, size: usize) -> PyResult<Bound<'_, PyBytes>> {
+    let size = ffi::Py_ssize_t::try_from(size)
+        .map_err(|_| PyValueError::new_err("record batch too large"))?;
+    // SAFETY: a NULL source asks CPython for an uninitialized bytes object of that size.
+    unsafe {
+        let obj = ffi::PyBytes_FromStringAndSize(std::ptr::null(), size);
+        if obj.is_null() {
+            return Err(PyErr::fetch(py));
+        }
+        Ok(Bound::from_owned_ptr(py, obj).cast_into_unchecked::<PyBytes>())
+    }
+}
+
+/// The message values of a batch (`bytes` or `None`), held while native code reads them.
+fn held_values<'py>(values: &Bound<'py, PyAny>) -> PyResult<Vec<Option<Bound<'py, PyBytes>>>> {
+    let mut held = Vec::new();
+    for value in values.try_iter()? {
+        let value = value?;
+        if value.is_none() {
+            held.push(None);
+        } else {
+            let bytes = value
+                .cast_into::<PyBytes>()
+                .map_err(|_| PyTypeError::new_err("message values must be bytes or None"))?;
+            held.push(Some(bytes));
+        }
+    }
+    Ok(held)
+}
+
+/// Rejections as `(index, code, message, field)`.
+fn rejections<'py>(
+    py: Python<'py>,
+    rejected: &[(usize, crate::decode::Rejection)],
+) -> PyResult<Bound<'py, PyList>> {
+    let mut entries = Vec::with_capacity(rejected.len());
+    for (index, rejection) in rejected {
+        let entry = (
+            *index,
+            rejection.code,
+            rejection.message.as_str(),
+            rejection.field.as_deref(),
+        );
+        entries.push(entry.into_pyobject(py)?);
+    }
+    PyList::new(py, entries)
+}
+
+/// Kafka's murmur2 of `data` (unsigned), as the record batches place keyed messages.
+#[pyfunction]
+fn murmur2(data: &[u8]) -> u32 {
+    crate::kafka::murmur2(data)
+}
+
+/// The CRC-32C of `data`, as the record batches carry it.
+#[pyfunction]
+fn crc32c(data: &[u8]) -> u32 {
+    crate::kafka::crc32c(data)
 }
 
 #[pymodule]
 fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(murmur2, m)?)?;
+    m.add_function(wrap_pyfunction!(crc32c, m)?)?;
     m.add_class::<PyEngine>()?;
     m.add_class::<PyConsentTable>()?;
     m.add_class::<PyWarrantIndex>()?;

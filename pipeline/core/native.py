@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from pipeline import _engine
-from pipeline.core.batch import BatchResult
+from pipeline.core.batch import BatchResult, Layout, PartitionBatches, RecordBatches
 from pipeline.core.consent import ConsentProblem
 from pipeline.core.decode import Decoder, Rejection
 from pipeline.core.engine import Output
@@ -190,7 +190,12 @@ class NativeWarrantIndex:
 
 
 class NativeBatchEngine:
-    """The compiled engine: one call per batch, the GIL released while it works."""
+    """The compiled engine: one call per batch, the GIL released while it works.
+
+    It also lays the outputs out in finished Kafka record batches
+    (:meth:`process_batch_records`, a :class:`~pipeline.core.batch.RecordBatchEngine`), so
+    the worker sends them without one Python object per output.
+    """
 
     name = "native"
 
@@ -229,10 +234,29 @@ class NativeBatchEngine:
         keys.clear()
         return cls(engine, pseudonymizer.key_id)
 
+    @property
+    def output_topics(self) -> list[str]:
+        """Every topic the engine can write (its routes' topics, prefix included), once each."""
+        return self._engine.output_topics
+
     def process_batch(self, values: Sequence[bytes | None]) -> BatchResult:
         """Decode and route every message value; outputs in input order, rejections by index."""
         outputs, rejected = self._engine.process_batch(values)
         return BatchResult(
             outputs,
             [(index, Rejection(code, message, field)) for index, code, message, field in rejected],
+        )
+
+    def process_batch_records(
+        self, values: Sequence[bytes | None], layout: Layout
+    ) -> RecordBatches:
+        """As :meth:`process_batch`, the outputs in finished record batches (Kafka v2):
+        what ``reference_record_batches`` builds from ``process_batch``'s outputs."""
+        partitions, rejected, after = self._engine.process_batch_records(
+            values, layout.partitions, layout.batch_bytes, layout.timestamp_ms, layout.round_robin
+        )
+        return RecordBatches(
+            [PartitionBatches(topic, part, batches) for topic, part, batches in partitions],
+            [(index, Rejection(code, message, field)) for index, code, message, field in rejected],
+            after,
         )
