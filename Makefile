@@ -83,6 +83,11 @@ fuzz: venv
 demo: venv
 	$(BIN)/cdrveil demo
 
+# The same on three Apache Kafka nodes (replication factor 3), the worker exactly-once.
+.PHONY: demo-kafka
+demo-kafka: venv kafka-libs
+	$(BIN)/cdrveil demo --apache-kafka
+
 bench: venv
 	$(BIN)/python -m benchmarks
 
