@@ -359,7 +359,8 @@ def add_commands(commands: Subparsers) -> None:
         help="create every topic (idempotent)",
         description="Create the input, state, output and dead-letter topics: partitions from "
         "--partitions, compaction for consent.state and li.warrants, retention per route from "
-        "the policy. Says what it created and what already existed.",
+        "the policy. Says what it created and what already existed, once every broker lists "
+        "every topic with a leader for each partition (an error after 30 s).",
     )
     add_setting_flags(create, "partitions", "replication_factor", "policy_path")
     add_connection_flags(create)
