@@ -94,18 +94,28 @@ class TopicReport:
     existing: tuple[str, ...]
 
 
+def min_insync_replicas(replication_factor: int) -> int:
+    """In-sync replicas a write with ``acks=all`` needs: 2 of 3 or more (a write survives one
+    broker down and is never on one disk only), else 1. The launcher's brokers
+    (:mod:`pipeline.shell.kafka_cluster`) default to the same."""
+    return 2 if replication_factor >= 3 else 1
+
+
 def topic_specs(settings: Settings, outputs: Mapping[str, int]) -> list[TopicSpec]:
     """The full topic table: the topics read, then ``outputs`` with their retention.
 
     ``outputs`` maps each output topic's logical name to its retention in milliseconds,
     as :meth:`Policy.retention_ms_by_topic` gives them. The two state topics are compacted
     and keep every key's latest value forever: a consent or warrant must never expire out
-    of the table by age.
+    of the table by age. With 3 replicas or more, each topic pins ``min.insync.replicas``
+    (:func:`min_insync_replicas`) rather than trusting the brokers' default.
     """
     names = TopicNames(settings.topic_prefix)
     specs = []
     for name in dict.fromkeys([*INPUTS, *STATE_TOPICS, *outputs]):
         configs: dict[str, str] = {}
+        if settings.replication_factor >= 3:
+            configs["min.insync.replicas"] = str(min_insync_replicas(settings.replication_factor))
         if name in STATE_TOPICS:
             configs["cleanup.policy"] = "compact"
         else:
