@@ -155,9 +155,14 @@ async def run_broker_faults(
         publishing = asyncio.create_task(publish(settings, messages, rate=config.rate))
 
         async def at(share: float) -> int:
-            return await wait_committed(
-                settings, inputs, int(share * total), config.within, alive=worker.running
-            )
+            try:
+                return await wait_committed(
+                    settings, inputs, int(share * total), config.within, alive=worker.running
+                )
+            except RuntimeError:
+                # The log goes with the run's temporary folder: show its end now.
+                say(f"the worker's log ends:\n{worker.log()[-6000:]}")
+                raise
 
         async def kill_and_restart(what: str, topic: str, share: float) -> None:
             committed = await at(share)
