@@ -48,17 +48,9 @@ test: lint typecheck rust-check kafka-libs
 
 # The whole integration suite on a three-node Apache Kafka cluster instead of the embedded
 # broker (tests of the embedded broker itself are marked embedded_only and left out).
-# Two fail on Apache Kafka today and are left out here (they pass on the embedded broker in
-# make test; soak/RELIABILITY.md, "make test-kafka"): three workers wrote one duplicate
-# (at-least-once allows it, the test asks for none), and a consent withdrawal took 2.4 s to
-# apply under load (the test allows 2 s).
-KAFKA_OPEN := \
-	--deselect tests/integration/test_scale.py::test_three_workers_produce_exactly_the_outputs_of_one \
-	--deselect tests/integration/test_security.py::test_a_withdrawal_applies_within_a_second_and_nothing_after_it_is_in_clear
 .PHONY: test-kafka soak-kafka
 test-kafka: venv kafka-libs
-	TEST_BROKER=kafka $(BIN)/pytest -q -m "not open_bug and not embedded_only" $(KAFKA_OPEN) \
-		tests/integration
+	TEST_BROKER=kafka $(BIN)/pytest -q -m "not open_bug and not embedded_only" tests/integration
 
 # Full size on Apache Kafka: exactly-once through 200,000 records and >= 3 SIGKILLs of the
 # worker (and a rebalance), brokers killed and frozen for 30 s under a running worker.
@@ -82,6 +74,11 @@ fuzz: venv
 
 demo: venv
 	$(BIN)/cdrveil demo
+
+# The same on three Apache Kafka nodes (replication factor 3), the worker exactly-once.
+.PHONY: demo-kafka
+demo-kafka: venv kafka-libs
+	$(BIN)/cdrveil demo --apache-kafka
 
 bench: venv
 	$(BIN)/python -m benchmarks

@@ -184,6 +184,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--records", type=int, help="records per scenario")
     parser.add_argument("--freeze", type=float, default=30.0, help="SIGSTOP seconds (30)")
+    parser.add_argument(
+        "--guarantee",
+        choices=("at_least_once", "exactly_once"),
+        help="brokers: only this processing guarantee (default: both)",
+    )
     args = parser.parse_args(argv)
     steps: list[tuple[str, Scenario]] = []
     if args.what in ("all", "eos"):
@@ -200,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
                 brokers(n, guarantee, args.freeze),
             )
             for guarantee in ("at_least_once", "exactly_once")
+            if args.guarantee in (None, guarantee)
         ]
     failed = 0
     for title, scenario in steps:

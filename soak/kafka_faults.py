@@ -155,9 +155,14 @@ async def run_broker_faults(
         publishing = asyncio.create_task(publish(settings, messages, rate=config.rate))
 
         async def at(share: float) -> int:
-            return await wait_committed(
-                settings, inputs, int(share * total), config.within, alive=worker.running
-            )
+            try:
+                return await wait_committed(
+                    settings, inputs, int(share * total), config.within, alive=worker.running
+                )
+            except RuntimeError:
+                # The log goes with the run's temporary folder: show its end now.
+                say(f"the worker's log ends:\n{worker.log()[-6000:]}")
+                raise
 
         async def kill_and_restart(what: str, topic: str, share: float) -> None:
             committed = await at(share)
@@ -184,7 +189,7 @@ async def run_broker_faults(
             cluster.kill(node, signal.SIGCONT)
         report.faults.append(Fault("SIGSTOP one node", node, committed, time.monotonic() - t0))
         sent: list[Input] = await publishing
-        await wait_committed(settings, inputs, total, config.within, alive=worker.running)
+        await at(1.0)
         say(f"all {await committed_total(settings, inputs):,} inputs committed")
         report.worker_restarts = len(workers.started) - 1 + (0 if worker.pid == pid else 1)
         report.worker_exit_code = worker.stop(signal.SIGTERM)

@@ -221,6 +221,7 @@ def _demo(args: argparse.Namespace) -> int:
             subscribers=args.subscribers,
             records=args.records,
             malformed_share=args.malformed_share,
+            apache_kafka=args.apache_kafka,
         )
     )
 
@@ -278,11 +279,18 @@ def add_commands(commands: Subparsers) -> None:
         help="run the whole job on the embedded broker and print a summary",
         description="Start the embedded broker and a worker, publish consent, warrants and "
         "records (some malformed), wait until every input is committed, print a summary, "
-        "then stop everything it started.",
+        "then stop everything it started. With --apache-kafka: on a three-node Apache Kafka "
+        "cluster (jars from `make kafka-libs`, Java 17), replication factor 3, the worker "
+        "exactly-once.",
     )
     demo.add_argument("--records", type=int, default=100_000, help="records (100,000)")
     demo.add_argument("--subscribers", type=int, default=10_000, help="subscribers (10,000)")
     demo.add_argument("--malformed-share", type=float, default=0.01, help="malformed share (0.01)")
+    demo.add_argument(
+        "--apache-kafka",
+        action="store_true",
+        help="three Apache Kafka nodes instead of the embedded broker, the worker exactly-once",
+    )
     demo.set_defaults(handler=_demo)
 
     worker = commands.add_parser(
@@ -352,7 +360,8 @@ def add_commands(commands: Subparsers) -> None:
         help="create every topic (idempotent)",
         description="Create the input, state, output and dead-letter topics: partitions from "
         "--partitions, compaction for consent.state and li.warrants, retention per route from "
-        "the policy. Says what it created and what already existed.",
+        "the policy. Says what it created and what already existed, once every broker lists "
+        "every topic with a leader for each partition (an error after 30 s).",
     )
     add_setting_flags(create, "partitions", "replication_factor", "policy_path")
     add_connection_flags(create)

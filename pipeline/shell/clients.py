@@ -32,11 +32,15 @@ BACKOFF_MAX_S: Final = 30.0
 #: Kafka's default largest batch (message.max.bytes, 1,048,588 bytes, record batch header
 #: included): 1 MiB of records plus the header was refused as MessageSizeTooLarge.
 MAX_BATCH_BYTES: Final = 1_000_000
-#: A transaction open longer is aborted by the broker. Kafka Streams' exactly-once default:
-#: a killed worker's open transaction holds back read_committed readers of its output
-#: partitions until then (aiokafka's own default, 60 s, held them a minute). A batch's
-#: transaction takes milliseconds.
-TRANSACTION_TIMEOUT_MS: Final = 10_000
+#: A transaction open longer is aborted by the broker, and its producer is fenced: the worker
+#: stops. A batch's transaction takes milliseconds, but one whose output partition lost its
+#: leader waits until Kafka has moved the leadership: the brokers' 9 s session
+#: (``broker.session.timeout.ms``) plus election and the client's metadata refresh. At 10 s
+#: (Kafka Streams' default) the exactly-once worker was fenced and exited 11 s after an output
+#: partition's leader was killed (``python -m soak.kafka brokers``, 2026-12-03). The price: a
+#: killed worker's open transaction holds back read_committed readers of its output
+#: partitions until then (aiokafka's default, 60 s, held them a minute).
+TRANSACTION_TIMEOUT_MS: Final = 30_000
 
 
 async def start_with_retry(

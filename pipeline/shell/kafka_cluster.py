@@ -47,6 +47,7 @@ from pipeline.errors import BrokerError
 from pipeline.settings import Secret
 from pipeline.shell.broker import LOOPBACK, die_with_parent, free_port, kafka_answers
 from pipeline.shell.pki import make_server_pki
+from pipeline.shell.topics import min_insync_replicas
 
 log = logging.getLogger("cdrveil.kafka-cluster")
 
@@ -267,7 +268,7 @@ class KafkaCluster:
             protocols.append("SASL_SSL:SASL_SSL")
         listeners.append(f"CONTROLLER://{LOOPBACK}:{node.controller_port}")
         replicas = self.replication_factor
-        min_isr = 2 if replicas >= 3 else 1
+        min_isr = min_insync_replicas(replicas)
         config: dict[str, str] = {
             "process.roles": "broker,controller",
             "node.id": str(node.node_id),

@@ -1,10 +1,13 @@
 """``cdrveil demo`` (``make demo``): the whole job on the embedded broker, then a summary.
 
-Starts the embedded broker on a free port, creates the topics, starts a real worker
-process, publishes consent for 10,000 subscribers, two warrants and 100,000 voice and SMS
-records (1 % malformed on purpose), waits until every input offset is committed, reads
-every topic back and prints what happened. Then it stops the worker (SIGTERM, which must
-give exit status 0) and the broker: nothing is left running.
+Starts the embedded broker on a free port (``--apache-kafka``, ``make demo-kafka``: a
+three-node Apache Kafka cluster from :mod:`pipeline.shell.kafka_cluster`, replication
+factor 3, the worker exactly-once), creates the topics, starts a real worker process,
+publishes consent for 10,000 subscribers, two warrants and 100,000 voice and SMS records
+(1 % malformed on purpose), waits until every input offset is committed, reads
+every topic back (``read_committed`` on Apache Kafka) and prints what happened. Then it
+stops the worker (SIGTERM, which must give exit status 0) and the broker: nothing is left
+running.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import tempfile
 import textwrap
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +33,7 @@ from pipeline.core.keys import Keyring
 from pipeline.core.policy import Policy, RouteKind
 from pipeline.errors import CdrveilError
 from pipeline.harness import WorkerProcess, http_get, scan, worker_env
+from pipeline.harness.brokers import BrokerHandle
 from pipeline.settings import Settings
 from pipeline.shell import deadletter
 from pipeline.shell.broker import EmbeddedBroker, free_port
@@ -51,6 +56,41 @@ class DemoConfig:
     malformed_share: float = 0.01
     seed: int = 1
     wait_seconds: float = 180.0
+    #: Three Apache Kafka nodes instead of the embedded broker, and the worker exactly-once.
+    apache_kafka: bool = False
+
+
+#: How many Apache Kafka nodes the demo starts (replication factor 3, 2 in sync to write).
+DEMO_NODES = 3
+
+
+@contextlib.asynccontextmanager
+async def _broker(config: DemoConfig) -> AsyncIterator[tuple[BrokerHandle, dict[str, Any]]]:
+    """The demo's broker, and the settings that go with it; stopped on the way out."""
+    if not config.apache_kafka:
+        async with EmbeddedBroker() as broker:
+            print(f"embedded broker on {broker.bootstrap_servers} (memory storage, demo only)")
+            yield broker, {}
+        return
+    from pipeline.shell.kafka_cluster import KafkaCluster, kafka_libs, kafka_version
+
+    cluster = KafkaCluster(DEMO_NODES)
+    await asyncio.to_thread(cluster.start)
+    try:
+        print(
+            f"Apache Kafka {kafka_version(kafka_libs())}, {cluster.size} nodes (KRaft) on "
+            f"{cluster.bootstrap_servers}; replication factor {cluster.replication_factor}, "
+            "the worker exactly-once"
+        )
+        yield (
+            cluster,
+            {
+                "replication_factor": cluster.replication_factor,
+                "processing_guarantee": "exactly_once",
+            },
+        )
+    finally:
+        await asyncio.to_thread(cluster.stop)
 
 
 @dataclass
@@ -241,9 +281,10 @@ async def run_demo(config: DemoConfig) -> int:
         keyring = workdir / "demo.keyring.json"
         Keyring.init(keyring)
         log_path = workdir / "worker.log"
-        async with EmbeddedBroker() as broker:
-            print(f"embedded broker on {broker.bootstrap_servers} (memory storage, demo only)")
-            settings = Settings.from_env({}, bootstrap_servers=broker.bootstrap_servers)
+        async with _broker(config) as (broker, overrides):
+            settings = Settings.from_env(
+                {}, bootstrap_servers=broker.bootstrap_servers, **overrides
+            )
             names = TopicNames(settings.topic_prefix)
             report = await create_topics(settings, policy)
             print(f"topics: {len(report.created)} created")
@@ -251,6 +292,7 @@ async def run_demo(config: DemoConfig) -> int:
                 None,
                 keyring,
                 CDRVEIL_BOOTSTRAP_SERVERS=broker.bootstrap_servers,
+                CDRVEIL_PROCESSING_GUARANTEE=settings.processing_guarantee,
                 CDRVEIL_WEB_PORT=str(free_port()),
             )
             worker = WorkerProcess.start(env, log_path)

@@ -7,7 +7,6 @@ runs the rest). Helpers that are not fixtures are in ``tests/support``.
 
 from __future__ import annotations
 
-import os
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -22,7 +21,7 @@ from pipeline.harness import WorkerProcess, Workers, isolated_settings, start_em
 from pipeline.settings import Settings
 from pipeline.shell.broker import EmbeddedBroker
 from pipeline.shell.topics import create_topics
-from tests.support.kafka import POLICY, ROOT
+from tests.support.kafka import ON_APACHE_KAFKA, POLICY, ROOT
 
 HERE = Path(__file__).resolve().parent
 
@@ -30,15 +29,14 @@ Spawn = Callable[..., WorkerProcess]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test of this folder ``integration``."""
+    """Mark every test of this folder ``integration``. On Apache Kafka, run the demo's tests
+    first: ``cdrveil demo --apache-kafka`` starts three nodes of its own, and the session's
+    cluster (started by the first test that needs it) must not run beside them."""
     for item in items:
         if HERE in Path(item.path).parents:
             item.add_marker(pytest.mark.integration)
-
-
-#: ``TEST_BROKER=kafka`` (``make test-kafka``) runs the suite on three Apache Kafka nodes.
-#: Not a ``CDRVEIL_*`` name: those are settings, and unknown ones are refused.
-ON_APACHE_KAFKA = os.environ.get("TEST_BROKER", "embedded") == "kafka"
+    if ON_APACHE_KAFKA:
+        items.sort(key=lambda item: Path(item.path).name != "test_demo.py")
 
 
 @pytest.fixture(scope="session")

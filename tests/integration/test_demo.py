@@ -1,4 +1,8 @@
-"""``cdrveil demo`` end to end (small): its summary says what happened, and only that."""
+"""``cdrveil demo`` end to end (small): its summary says what happened, and only that.
+
+With ``TEST_BROKER=kafka`` (``make test-kafka``) the same run is ``cdrveil demo
+--apache-kafka`` (``make demo-kafka``): three Apache Kafka nodes, the worker exactly-once.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ import sys
 
 import pytest
 
+from tests.support.kafka import ON_APACHE_KAFKA
+
 pytestmark = pytest.mark.integration
 
 
@@ -16,8 +22,10 @@ pytestmark = pytest.mark.integration
 def demo() -> subprocess.CompletedProcess[str]:
     """One small demo run, as a user starts it."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("CDRVEIL_")}
+    broker = ["--apache-kafka"] if ON_APACHE_KAFKA else []
+    small = ["--records", "3000", "--subscribers", "400"]
     return subprocess.run(
-        [sys.executable, "-m", "pipeline", "demo", "--records", "3000", "--subscribers", "400"],
+        [sys.executable, "-m", "pipeline", "demo", *small, *broker],
         env=clean,
         capture_output=True,
         text=True,
@@ -29,6 +37,15 @@ def demo() -> subprocess.CompletedProcess[str]:
 def test_the_demo_exits_0_and_stops_its_worker(demo: subprocess.CompletedProcess[str]) -> None:
     assert demo.returncode == 0, demo.stderr[-2000:]
     assert demo.stdout.splitlines()[-1] == "worker stopped with exit status 0; broker stopped"
+
+
+def test_the_demo_says_which_broker_it_ran_on(demo: subprocess.CompletedProcess[str]) -> None:
+    first = demo.stdout.splitlines()[0]
+    if ON_APACHE_KAFKA:
+        assert re.match(r"Apache Kafka [\d.]+, 3 nodes \(KRaft\) on ", first), first
+        assert first.endswith("replication factor 3, the worker exactly-once"), first
+    else:
+        assert first.startswith("embedded broker on 127.0.0.1:"), first
 
 
 def test_the_published_counts_are_the_ones_published(

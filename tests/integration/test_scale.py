@@ -113,11 +113,33 @@ def start(real_worker: Any, settings: Settings, count: int) -> list[tuple[Worker
     return started
 
 
+#: What a worker logs when the group refused its commit (it had been expelled: a missed
+#: heartbeat, a rebalance it did not finish in time): the records will be redelivered.
+REDELIVERY = "commit refused"
+
+
+def assert_same_outputs(
+    by_one: Counter[Output], by_three: Counter[Output], redelivered: dict[str, bool]
+) -> None:
+    """The same outputs; a side may have more copies only where its workers were told that a
+    commit was refused, and then only byte-identical copies (at-least-once).
+
+    On three Apache Kafka nodes on a loaded 2-core machine, a worker missed its 2 s session
+    (the brokers did not answer metadata for 2-3 s), the group expelled it, its commit after
+    outputs already written was refused, and the records went out again. At-least-once
+    promises no loss and identical copies then, not no copy."""
+    assert set(by_three) == set(by_one), "an output is missing from one side or unexpected"
+    for side, more, fewer in (("three", by_three, by_one), ("one", by_one, by_three)):
+        extra = more - fewer
+        assert not extra or redelivered[side], (side, sum(extra.values()), list(extra)[:3])
+
+
 async def test_three_workers_produce_exactly_the_outputs_of_one(
     settings: Settings, producer: AIOKafkaProducer, real_worker: Any
 ) -> None:
     """Same inputs: 1 worker and 3 workers give the same multiset of outputs (topic, key,
-    value, headers), and the 3 workers' metrics add up to what is in Kafka."""
+    value, headers), and the 3 workers' metrics add up to what is in Kafka. Only where a
+    group refused a commit may its side hold extra, identical copies (at-least-once)."""
     one = settings
     three = settings.replace(
         topic_prefix=settings.topic_prefix + "three.", group_id=settings.group_id + "-three"
@@ -138,13 +160,17 @@ async def test_three_workers_produce_exactly_the_outputs_of_one(
 
     by_one, by_three = await outputs(one), await outputs(three)
     assert sum(by_one.values()) > 3 * len(inputs)
-    assert by_three == by_one
+    redelivered = {
+        "one": any(REDELIVERY in w.log() for w, _ in single),
+        "three": any(REDELIVERY in w.log() for w, _ in trio),
+    }
+    assert_same_outputs(by_one, by_three, redelivered)
 
     # Each of the three took part, and together their counters are what is in Kafka.
     scrapes = [scrape(port) for _, port in trio]
     taken = [sum(by_label(s, "cdrveil_records_in_total", "topic").values()) for s in scrapes]
     assert all(taken), taken
-    assert sum(taken) == len(inputs)
+    assert sum(taken) == len(inputs) or (redelivered["three"] and sum(taken) > len(inputs))
     routes: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
     for s in scrapes:
