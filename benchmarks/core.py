@@ -52,8 +52,8 @@ from pipeline.shell.clients import MAX_BATCH_BYTES
 from pipeline.shell.produce import OutputBatch, Partitioner, reference_record_batches
 from pipeline.synth import Workload, consent_states, records, warrants
 
-TARGET_RECORDS_PER_SECOND = 100_000
 #: The native engine's target (issue 14): 250,000 input records/s on one core, <= 4 us each.
+#: The Python engine is the reference: it has no speed target.
 NATIVE_TARGET_RECORDS_PER_SECOND = 250_000
 #: Records per process_batch call: the worker's default batch_max_records.
 BATCH_RECORDS = 2000
@@ -181,8 +181,8 @@ def _best_pass(repeat: int, one_pass: Callable[[], tuple[int, int]]) -> dict[str
     return {"cpu": cpu, "wall": wall, "outputs": outputs, "rejected": rejected}
 
 
-def _figures(count: int, best: dict[str, Any], target: int) -> dict[str, Any]:
-    """Rates of one timed pass over ``count`` records, against ``target`` records/s."""
+def _figures(count: int, best: dict[str, Any], target: int | None) -> dict[str, Any]:
+    """Rates of one timed pass over ``count`` records, against ``target`` records/s if any."""
     rate = count / best["cpu"]
     return {
         "rejected": best["rejected"],
@@ -191,7 +191,7 @@ def _figures(count: int, best: dict[str, Any], target: int) -> dict[str, Any]:
         "microsecondsPerRecord": round(best["cpu"] / count * 1e6, 2),
         "outputsPerRecord": round(best["outputs"] / count, 3),
         "target": target,
-        "meetsTarget": rate >= target,
+        "meetsTarget": None if target is None else rate >= target,
     }
 
 
@@ -254,7 +254,7 @@ def run(
         "subscribers": subscribers,
         "consentStates": len(core.consent),
         "warrants": len(index),
-        **_figures(count, best, TARGET_RECORDS_PER_SECOND),
+        **_figures(count, best, None),
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
     }
@@ -296,14 +296,18 @@ def main(argv: list[str] | None = None) -> int:
     result = run(count, subscribers, repeat=repeat, core=core)
     for name, figures, target in (
         ("native", native, NATIVE_TARGET_RECORDS_PER_SECOND),
-        ("python", result, TARGET_RECORDS_PER_SECOND),
+        ("python", result, None),
     ):
+        verdict = (
+            "the reference, no speed target"
+            if target is None
+            else f"target {target:,}/s: {'met' if figures['meetsTarget'] else 'NOT met'}"
+        )
         print(
             f"{name}: {figures['recordsPerSecond']:,} records/s on one core (CPU time), "
             f"{figures['microsecondsPerRecord']} us/record, "
             f"{figures['outputsPerRecord']} outputs/record, "
-            f"{figures['rejected']} rejected; target {target:,}/s: "
-            f"{'met' if figures['meetsTarget'] else 'NOT met'}"
+            f"{figures['rejected']} rejected; {verdict}"
         )
     print(f"native/python: {native['recordsPerSecond'] / result['recordsPerSecond']:.1f}x")
     if args.json:

@@ -10,7 +10,7 @@ from typing import Any
 
 #: The performance issues' targets (ratios are what count; absolute figures drift). The
 #: end-to-end ones are issue 14's (the compiled engine): they hold for the default engine.
-CORE_RECORDS_PER_SECOND = 100_000
+CORE_RECORDS_PER_SECOND = 250_000
 E2E_RECORDS_PER_SECOND = 40_000
 E2E_CPU_US_PER_RECORD = 12.0
 NATIVE_OVER_PYTHON = 3.0
@@ -119,12 +119,17 @@ def build(results: dict[str, Any], records: int, naive_records: int) -> Table:
     table = Table()
     core = results["core"]
     rate = core["recordsPerSecond"]
+    python = core["python"]["recordsPerSecond"]
     table.add(
         Row(
-            "core: engine alone, one core",
+            "core: native engine alone, one core",
             f"{rate:,} records/s; {core['microsecondsPerRecord']} us/record; "
-            f"{core['outputsPerRecord']} outputs/record",
-            {"recordsPerSecond": rate, "microsecondsPerRecord": core["microsecondsPerRecord"]},
+            f"{core['outputsPerRecord']} outputs/record; python {python:,} records/s",
+            {
+                "recordsPerSecond": rate,
+                "microsecondsPerRecord": core["microsecondsPerRecord"],
+                "pythonRecordsPerSecond": python,
+            },
             f">= {CORE_RECORDS_PER_SECOND:,} records/s",
             rate >= CORE_RECORDS_PER_SECOND,
             _ratio(rate, CORE_RECORDS_PER_SECOND),

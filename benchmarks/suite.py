@@ -141,9 +141,13 @@ def run(config: Config, json_path: Path, argv: list[str]) -> int:
     results: dict[str, Any] = {}
     try:
         print("[bench] core: the engine alone", file=sys.stderr, flush=True)
-        results["core"] = core.run(
-            config.core_records, config.subscribers, config.seed, config.core_repeat
-        )
+        setup = core.setup(config.core_records, config.subscribers, config.seed)
+        results["core"] = {
+            **core.run_native(setup, repeat=config.core_repeat),
+            "python": core.run(
+                config.core_records, config.subscribers, repeat=config.core_repeat, core=setup
+            ),
+        }
         with tempfile.TemporaryDirectory(prefix="cdrveil-bench-") as folder:
             asyncio.run(with_broker(config, Path(folder), results))
     except (KeyboardInterrupt, asyncio.CancelledError):
