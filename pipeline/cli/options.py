@@ -68,7 +68,7 @@ FLAGS: Final[dict[str, Flag]] = {
     "engine": Flag(
         "--engine",
         "the record engine: native (compiled, the fast path) or python (the reference it is "
-        "proven equal to; several times slower)",
+        "proven equal to; 10-20 times slower)",
         choices=ENGINES,
     ),
     "web_host": Flag("--web-host", "address the web endpoints listen on", "HOST"),
