@@ -21,7 +21,7 @@ pytestmark = pytest.mark.embedded_only
 ROOT = Path(__file__).resolve().parents[2]
 #: The start of every row's name, in the order of the table.
 ROWS = (
-    "core: engine alone",
+    "core: native engine alone",
     "end to end: one worker",
     "latency, preloaded backlog",
     "worker process",
