@@ -14,6 +14,7 @@ pub mod normalize;
 pub mod pseudonym;
 pub mod tables;
 pub mod time;
+pub mod unknown;
 
 #[cfg(feature = "python")]
 mod python;

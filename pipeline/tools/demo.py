@@ -25,7 +25,8 @@ import orjson
 from aiokafka import ConsumerRecord
 
 from pipeline.core.fields import IDENTIFIER_FIELDS
-from pipeline.core.keys import Keyring
+from pipeline.core.keys import Keyring, Pseudonymizer
+from pipeline.core.linkage import source_ids
 from pipeline.core.policy import Policy, RouteKind
 from pipeline.errors import CdrveilError
 from pipeline.harness import WorkerProcess, http_get, scan, worker_env
@@ -97,8 +98,10 @@ def summarize(
     seconds: float,
     config: DemoConfig,
     publish_seconds: float | None = None,
+    keys: Pseudonymizer | None = None,
 ) -> str:
-    """The summary a person reads at a glance."""
+    """The summary a person reads at a glance. ``keys`` (the demo's own) maps the keyed
+    record ids of analytics outputs back to their inputs, as no reader of them can."""
     lines: list[str] = []
     in_counts = {t: len(back.messages.get(t, [])) for t in names.inputs}
     total_in = sum(in_counts.values())
@@ -116,6 +119,7 @@ def summarize(
             if isinstance(obj, dict) and isinstance(obj.get("recordId"), str):
                 input_time[obj["recordId"]] = msg.timestamp
                 input_obj[obj["recordId"]] = obj
+    sources = {} if keys is None else source_ids(keys, policy.analytics_purposes, input_obj)
 
     lines.append("")
     lines.append("outputs per topic:")
@@ -127,6 +131,7 @@ def summarize(
         lines.append(f"  {topic:<42} {len(messages):>9,}")
         for msg in messages:
             record_id = header_text(msg, "cdrveil.record-id")
+            record_id = sources.get(record_id or "", record_id)
             if record_id is not None and record_id in input_time:
                 latencies.append((msg.timestamp - input_time[record_id]) / 1000.0)
 
@@ -168,7 +173,7 @@ def summarize(
             continue
         sample = messages[0]
         record_id = header_text(sample, "cdrveil.record-id") or ""
-        before = input_obj.get(record_id)
+        before = input_obj.get(sources.get(record_id, record_id))
         lines.append(f"  [{route.name}] -> {names(route.topic)}  (key {sample.key!r})")
         if before is not None:
             lines.append(f"    before: {orjson.dumps(before).decode()}")
@@ -285,7 +290,8 @@ async def run_demo(config: DemoConfig) -> int:
                 topics += [names(route.topic) for route in policy.routes.values()]
                 back = await read_topics(settings, topics)
                 _check_read_back(names, back, sent.records)
-                print(summarize(names, policy, back, seconds, config, sent.seconds))
+                keys = Pseudonymizer(Keyring.load(keyring))
+                print(summarize(names, policy, back, seconds, config, sent.seconds, keys))
             finally:
                 code = worker.stop(strict=False)
             print(f"\nworker stopped with exit status {code}; broker stopped")
