@@ -54,16 +54,21 @@ class SharedField:
     form: str
     #: ``high``: one value picks out very few records; ``low``: it narrows a join.
     entropy: str
+    #: Some route gives the field this form only when its owner consented to its purpose
+    #: (a clear number on two consent routes joins only the records of who consented to both).
+    consented_only: bool = False
 
 
-def _forms(rule: FieldRule) -> set[str]:
-    """The forms a rule can give the field in: keyed transforms are per purpose (never the
-    same on two routes), a drop gives nothing."""
-    actions = {rule.consented, rule.otherwise} - {Action.PSEUDONYMIZE, Action.DROP}
-    return {
-        action.value if action is not Action.MASK else f"mask:{rule.mask_digits}"
-        for action in actions
-    }
+def _forms(rule: FieldRule) -> dict[str, bool]:
+    """The forms a rule can give the field in, each with whether only consent gives it:
+    keyed transforms are per purpose (never the same on two routes), a drop gives nothing."""
+    forms: dict[str, bool] = {}
+    for action, consented_only in ((rule.otherwise, False), (rule.consented, True)):
+        if action in (Action.PSEUDONYMIZE, Action.DROP):
+            continue
+        form = action.value if action is not Action.MASK else f"mask:{rule.mask_digits}"
+        forms.setdefault(form, consented_only)
+    return forms
 
 
 def _entropy(name: str, form: str) -> str | None:
@@ -86,15 +91,18 @@ def linkability(policy: Policy) -> list[SharedField]:
     analytics = [route for route in policy.routes.values() if route.rules.keyed_record_id]
     shared: list[SharedField] = []
     for name in FIELDS:
-        by_form: dict[str, list[Route]] = {}
+        by_form: dict[str, list[tuple[Route, bool]]] = {}
         for route in analytics:
             rule = route.fields.get(name)
-            for form in sorted(_forms(rule)) if rule is not None else ():
-                by_form.setdefault(form, []).append(route)
+            forms = _forms(rule) if rule is not None else {}
+            for form in sorted(forms):
+                by_form.setdefault(form, []).append((route, forms[form]))
         for form, routes in by_form.items():
             entropy = _entropy(name, form)
             if len(routes) >= 2 and entropy is not None:
-                shared.append(SharedField(name, tuple(r.name for r in routes), form, entropy))
+                names = tuple(route.name for route, _ in routes)
+                consented_only = any(only for _, only in routes)
+                shared.append(SharedField(name, names, form, entropy, consented_only))
     return shared
 
 

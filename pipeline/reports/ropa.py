@@ -114,7 +114,13 @@ def ropa_document(policy: Policy) -> dict[str, Any]:
             "recordIds": "keyed per purpose on analytics routes (HMAC under the purpose's "
             "key); billing and lawful intercept carry the source record id",
             "sharedFields": [
-                {"field": f.field, "form": f.form, "entropy": f.entropy, "routes": list(f.routes)}
+                {
+                    "field": f.field,
+                    "form": f.form,
+                    "entropy": f.entropy,
+                    "routes": list(f.routes),
+                    "consentedOnly": f.consented_only,
+                }
                 for f in linkability(policy)
             ],
             "sharedHeaders": [{"header": h, "why": why} for h, why in SHARED_HEADERS],
@@ -137,6 +143,7 @@ def _linkability_lines(linkage: dict[str, Any]) -> list[str]:
     shared = linkage["sharedFields"]
     lines += [
         f"- {f['field']} ({f['form']}, {f['entropy']} entropy): {', '.join(f['routes'])}"
+        + (" (only for who consented to the purposes)" if f["consentedOnly"] else "")
         for f in shared
     ] or ["- no field"]
     lines += ["", "Headers and metadata the same on every route's output of one record:", ""]
