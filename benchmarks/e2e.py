@@ -210,7 +210,11 @@ async def worker_runs(ctx: Context, settings: Settings) -> tuple[dict[int, Consu
         )
         if backlog is None:
             backlog = await latency(
-                settings, list(TopicNames(settings.topic_prefix).inputs), outputs
+                settings,
+                list(TopicNames(settings.topic_prefix).inputs),
+                outputs,
+                ctx.keyring,
+                ctx.policy.analytics_purposes,
             )
         await drop_topics(settings, outputs)
         await provision(settings, ctx.policy)
@@ -337,6 +341,12 @@ async def latency_under_load(ctx: Context, max_rate: float) -> LoadRun:
         await unless_one_exits([worker], committed)
     finally:
         ctx.fleet.stop(worker)
-    measured = await latency(settings, list(names.inputs), output_topics(settings, ctx.policy))
+    measured = await latency(
+        settings,
+        list(names.inputs),
+        output_topics(settings, ctx.policy),
+        ctx.keyring,
+        ctx.policy.analytics_purposes,
+    )
     await drop_topics(settings)
     return LoadRun(rate, achieved, count, measured)

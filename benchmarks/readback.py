@@ -2,7 +2,8 @@
 
 An input's latency is the time from its timestamp in the input topic to the timestamp of
 each of its outputs, matched by the ``cdrveil.record-id`` header (the input carries its
-record id in its JSON). The embedded broker keeps the producer's create time (it has no
+record id in its JSON; analytics outputs carry it keyed per purpose, mapped back with the
+run's keyring). The embedded broker keeps the producer's create time (it has no
 ``LogAppendTime``), so an output's timestamp is when the worker appended it to a record
 batch, as the engine returned it. The worker hands its record batches to the producer once
 the whole input batch is processed, so the figure leaves out the rest of that batch's
@@ -15,12 +16,16 @@ millions of outputs, and only a record id and a timestamp per input are kept.
 from __future__ import annotations
 
 from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
 from aiokafka import ConsumerRecord
 
+from pipeline.core.keys import Keyring, Pseudonymizer
+from pipeline.core.linkage import source_ids
 from pipeline.harness import scan
 from pipeline.settings import Settings
 from pipeline.shell.messages import header_text
@@ -47,8 +52,17 @@ class Latency:
         }
 
 
-async def latency(settings: Settings, inputs: list[str], outputs: list[str]) -> Latency:
-    """Read ``inputs`` then ``outputs`` back and measure input-to-output latency."""
+async def latency(
+    settings: Settings,
+    inputs: list[str],
+    outputs: list[str],
+    keyring: Path | None = None,
+    purposes: Sequence[str] = (),
+) -> Latency:
+    """Read ``inputs`` then ``outputs`` back and measure input-to-output latency.
+
+    Analytics outputs carry record ids keyed per purpose: with the run's ``keyring`` and
+    the analytics ``purposes`` they are mapped back to their inputs and measured too."""
     sent_at: dict[str, int] = {}
 
     def note_input(message: ConsumerRecord[bytes, bytes]) -> None:
@@ -61,10 +75,14 @@ async def latency(settings: Settings, inputs: list[str], outputs: list[str]) -> 
 
     await scan(settings, inputs, note_input)
     delays = array("q")
+    sources: dict[str, str] = {}
+    if keyring is not None and purposes:
+        sources = source_ids(Pseudonymizer(Keyring.load(keyring)), purposes, sent_at)
 
     def note_output(message: ConsumerRecord[bytes, bytes]) -> None:
         record_id = header_text(message, "cdrveil.record-id")
         if record_id is not None:
+            record_id = sources.get(record_id, record_id)
             start = sent_at.get(record_id)
             if start is not None:
                 delays.append(message.timestamp - start)

@@ -4,8 +4,9 @@ appear nowhere an analytics team, an operator's log or a dead letter's headers c
 Each canary has an MSISDN, an IMSI and an IMEI. Its records use every MSISDN form the
 normalizer accepts (E.164 with and without ``+``, ``00``, national, spaced, dashed, with a
 bracketed trunk prefix), IMEIs of 14, 15 (Luhn) and 16 (IMEISV) digits and dashed, as the
-served subscriber and as the other party of a consenting subscriber, plus a few malformed
-records that quote a canary in the bad field. Half the canaries have a consent state that
+served subscriber and as the other party of a consenting subscriber (in a record whose
+recordId a mediation system built from the canary's number), plus a few malformed records
+that quote a canary in the bad field. Half the canaries have a consent state that
 grants nothing, half have none at all. Background traffic of consenting subscribers flows
 alongside.
 
@@ -134,8 +135,11 @@ def canary_records(
             _add_party(served, record_type, bird_number=other_form, other=friend)
             kind = "voice" if "Call" in record_type else "sms"
             yield kind, form.encode(), orjson.dumps(served), None
-            # The canary as the other party of a subscriber who consented to everything.
-            party = _record(f"canary-{i}-o{f}", record_type, friend, None, None, at)
+            # The canary as the other party of a subscriber who consented to everything, in a
+            # record whose id a mediation system built from the canary's number and the time:
+            # analytics routes carry a record id keyed per purpose, never this one.
+            party_id = f"{form}-{start + i * 60 + f}"
+            party = _record(party_id, record_type, friend, None, None, at)
             _add_party(party, record_type, bird_number=None, other=form)
             yield kind, friend.encode(), orjson.dumps(party), None
         bad_time = _record(f"canary-{i}-bt", "moSMSRecord", forms[4], bird, bird.imei, "yesterday")

@@ -13,7 +13,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.core.keys import Keyring
+from pipeline.core.keys import Keyring, Pseudonymizer
+from pipeline.core.linkage import source_ids
 from pipeline.harness import Workers, read_all, scan
 from pipeline.settings import Settings
 from pipeline.shell.topics import TopicNames
@@ -234,6 +235,13 @@ async def run_poison(
         lambda m: with_outputs.add(header(m, "cdrveil.record-id") or b""),
     )
     valid_ids = {m.record_id.encode() for m in chosen if m.expected_reason is None}
+    # Analytics outputs carry record ids keyed per purpose: the keys map them back.
+    keyed = source_ids(
+        Pseudonymizer(Keyring.load(keyring)),
+        POLICY.analytics_purposes,
+        [m.record_id for m in chosen if m.expected_reason is None],
+    )
+    with_outputs = {keyed.get(i.decode(), i.decode()).encode() for i in with_outputs}
     report.valid_with_outputs = len(with_outputs & valid_ids)
 
     say("comparing with the engine run offline")

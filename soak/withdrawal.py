@@ -21,7 +21,8 @@ from typing import Any
 
 import orjson
 
-from pipeline.core.keys import Keyring
+from pipeline.core.keys import Keyring, Pseudonymizer
+from pipeline.core.linkage import source_ids
 from pipeline.harness import Workers, read_all
 from pipeline.settings import Settings
 from pipeline.shell.topics import TopicNames
@@ -160,6 +161,7 @@ async def run_withdrawal(
         )
         await wait_committed(settings, list(names.inputs), 1, config.within, worker.running)
         counts = [0] * config.lanes
+        sent_ids: list[str] = []
 
         async def lane(number: int) -> None:
             for i in range(number, len(people), config.lanes):
@@ -178,6 +180,7 @@ async def run_withdrawal(
                         withdrawn_at[i] = meta.timestamp
                         report.acked_ms.append(time.time() * 1000 - meta.timestamp)
                         withdrawn = True
+                    sent_ids.append(f"w{i}-{seq}")
                     await producer.send(
                         names.inputs[1],
                         _sms(f"w{i}-{seq}", person, forms[seq % len(forms)]),
@@ -203,8 +206,10 @@ async def run_withdrawal(
     analytics = route_topics(settings, "analytics")
     outputs = await read_all(settings, analytics)
     by_person: dict[int, list[tuple[int, Any]]] = defaultdict(list)
+    # Analytics outputs carry record ids keyed per purpose: the keys map them back.
+    sources = source_ids(Pseudonymizer(Keyring.load(keyring)), POLICY.analytics_purposes, sent_ids)
     for message in outputs:
-        record_id = (header(message, "cdrveil.record-id") or b"").decode()
+        record_id = sources.get((header(message, "cdrveil.record-id") or b"").decode(), "")
         if not record_id.startswith("w"):
             continue
         who, seq = record_id[1:].split("-")

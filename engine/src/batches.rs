@@ -99,20 +99,34 @@ fn for_each_output(
 ) {
     let data = &batch.data;
     let mut own = Vec::with_capacity(96);
+    // An analytics output's own headers: its keyed record id in place of the source id.
+    let mut keyed = Vec::with_capacity(96);
+    let mut version_header = Vec::with_capacity(32);
     let mut liid_header = Vec::with_capacity(48);
     let mut version = itoa_buffer();
     for record in &batch.records {
         if record.outputs.is_empty() {
             continue;
         }
-        own.clear();
-        kafka::encode_header(&mut own, RECORD_ID, &data[record.record_id.clone()]);
+        version_header.clear();
         let version_text: &[u8] = match record.consent_version {
             Some(v) => format_u64(&mut version, v),
             None => b"none",
         };
-        kafka::encode_header(&mut own, CONSENT_VERSION, version_text);
+        kafka::encode_header(&mut version_header, CONSENT_VERSION, version_text);
+        own.clear();
+        kafka::encode_header(&mut own, RECORD_ID, &data[record.record_id.clone()]);
+        own.extend_from_slice(&version_header);
         for output in &batch.outputs[record.outputs.clone()] {
+            let own: &[u8] = match &output.record_id {
+                Some(range) => {
+                    keyed.clear();
+                    kafka::encode_header(&mut keyed, RECORD_ID, &data[range.clone()]);
+                    keyed.extend_from_slice(&version_header);
+                    &keyed
+                }
+                None => &own,
+            };
             let (route, liid) = match &output.target {
                 Target::Intercept { route, liid } => (&placement.intercepts[*route], Some(liid)),
                 Target::Plan(index) => (&placement.plans[*index], None),
@@ -123,12 +137,12 @@ fn for_each_output(
                     kafka::encode_header(&mut liid_header, LIID, liid.as_bytes());
                     EncodedHeaders {
                         count: route.count + 3,
-                        parts: [&route.encoded, &own, &liid_header],
+                        parts: [&route.encoded, own, &liid_header],
                     }
                 }
                 None => EncodedHeaders {
                     count: route.count + 2,
-                    parts: [&route.encoded, &own, b""],
+                    parts: [&route.encoded, own, b""],
                 },
             };
             let key = output.key.as_ref().map(|range| &data[range.clone()]);
@@ -334,6 +348,7 @@ mod tests {
                 target: Target::Plan(plan),
                 key,
                 value: 2..4,
+                record_id: None,
             });
         }
         batch.records.push(RecordOutputs {

@@ -59,6 +59,15 @@ pub struct RoutePlan {
     pub rules: Vec<Option<FieldRule>>,
     /// Pseudonymizers of this purpose for msisdn, imsi and imei (indexes into the engine's).
     pub pseudonymizers: [usize; 3],
+    /// An objection (Art. 21) withholds the objector's records and drops the other parties'
+    /// numbers of objectors (`on_objection = "exclude"`); an override changes no output.
+    pub excludes_objections: bool,
+    /// Records this route published nothing of, since the engine was built, by reason:
+    /// not billable, no consent, an objection (`engine.WITHHELD_REASONS`).
+    pub withheld: [u64; 3],
+    /// The pseudonymizer of this purpose's keyed record ids (analytics routes); `None`: the
+    /// outputs carry the source record id (billing).
+    pub record_id_key: Option<usize>,
 }
 
 /// Where an output goes: a lawful-intercept route (with its LIID) or a route plan.
@@ -74,6 +83,8 @@ pub struct Output {
     /// Range of the key in the batch buffer; `None`: no key.
     pub key: Option<Range<usize>>,
     pub value: Range<usize>,
+    /// Range of this output's keyed record id; `None`: the record's source id.
+    pub record_id: Option<Range<usize>>,
 }
 
 #[derive(Debug)]
@@ -238,27 +249,43 @@ impl Engine {
         }
         let billable = self.billable(record);
         for plan_index in 0..self.plans.len() {
-            let plan = &self.plans[plan_index];
+            let plan = &mut self.plans[plan_index];
             if plan.billable_only && !billable {
+                plan.withheld[0] += 1;
                 continue;
             }
             let served_ok = served_state.is_some_and(|s| s.granted & plan.purpose_bit != 0);
             if plan.requires_consent && !served_ok {
+                plan.withheld[1] += 1;
+                continue;
+            }
+            if plan.excludes_objections && served_state.is_some_and(|s| s.objects(plan.purpose_bit))
+            {
+                plan.withheld[2] += 1;
                 continue;
             }
             let key = self.key(plan_index, record, served, &mut batch.data);
+            let keyed_id = self.keyed_record_id(plan_index, record, &mut batch.data);
             let start = batch.data.len();
-            self.value(plan_index, record, &states, served_ok, &mut batch.data);
+            self.value(
+                plan_index,
+                record,
+                keyed_id.clone(),
+                &states,
+                served_ok,
+                &mut batch.data,
+            );
             batch.outputs.push(Output {
                 target: Target::Plan(plan_index),
                 key,
                 value: start..batch.data.len(),
+                record_id: keyed_id,
             });
         }
         batch.records.push(RecordOutputs {
             index,
             record_id,
-            consent_version: served_state.map(|s| s.version),
+            consent_version: served_state.filter(|s| s.readable).map(|s| s.version),
             outputs: first_output..batch.outputs.len(),
         });
     }
@@ -312,6 +339,7 @@ impl Engine {
                     },
                     key: Some(key),
                     value: start..batch.data.len(),
+                    record_id: None,
                 });
             }
         }
@@ -329,6 +357,22 @@ impl Engine {
             self.caches[id_type].pseudonym(lane, value, &self.pseudonymizers);
         out.extend_from_slice(&self.key_prefix);
         out.extend_from_slice(&chars);
+    }
+
+    /// Write the route's keyed record id (`<keyId>:` and 22 characters) and return where,
+    /// as `engine._record_id`; `None` on a route that carries the source id.
+    fn keyed_record_id(
+        &self,
+        plan_index: usize,
+        record: &Record<'_>,
+        data: &mut Vec<u8>,
+    ) -> Option<Range<usize>> {
+        let slot = self.plans[plan_index].record_id_key?;
+        let chars = self.pseudonymizers[slot].uncached(record.record_id.as_bytes());
+        let start = data.len();
+        data.extend_from_slice(&self.key_prefix);
+        data.extend_from_slice(&chars);
+        Some(start..data.len())
     }
 
     fn key(
@@ -357,6 +401,7 @@ impl Engine {
         &mut self,
         plan_index: usize,
         record: &Record<'_>,
+        keyed_id: Option<Range<usize>>,
         states: &[Option<ConsentState>],
         served_ok: bool,
         out: &mut Vec<u8>,
@@ -370,15 +415,24 @@ impl Engine {
             }
             let plan = &self.plans[plan_index];
             let info = &self.decoder.catalog.fields[*field as usize];
-            // Every output carries the record id as received (the policy refuses a rule for
-            // it), as engine.py's `_value` does: the one place it is written into a value.
+            // Every output carries a record id (the policy refuses a rule for it), as
+            // engine.py's `_value` does: keyed per purpose on analytics routes, else as
+            // received. The one place it is written into a value.
             if Some(*field) == record_id {
                 if !first {
                     out.push(b',');
                 }
                 first = false;
                 out.extend_from_slice(&info.json_key);
-                json::write_value(out, value);
+                match &keyed_id {
+                    Some(range) => {
+                        // `<keyId>:` and base64url: nothing in it needs escaping.
+                        out.push(b'"');
+                        out.extend_from_within(range.clone());
+                        out.push(b'"');
+                    }
+                    None => json::write_value(out, value),
+                }
                 continue;
             }
             let Some(rule) = plan.rules[*field as usize] else {
@@ -399,6 +453,12 @@ impl Engine {
                         .iter()
                         .position(|(f, _)| f == field)
                         .and_then(|i| states[i]);
+                    // An objector's number is dropped on a route that excludes objectors.
+                    if plan.excludes_objections
+                        && state.is_some_and(|s| s.objects(plan.purpose_bit))
+                    {
+                        continue;
+                    }
                     state.is_some_and(|s| s.granted & plan.purpose_bit != 0)
                 }
                 Owner::Nobody => true,

@@ -17,6 +17,7 @@ pub mod pseudocache;
 pub mod pseudonym;
 pub mod tables;
 pub mod time;
+pub mod unknown;
 
 #[cfg(feature = "python")]
 mod python;

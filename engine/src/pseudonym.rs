@@ -59,6 +59,35 @@ impl Hmac {
         let bits = ((64 + message.len()) * 8) as u64;
         block[56..].copy_from_slice(&bits.to_be_bytes());
         compress256(&mut state, &[block]);
+        self.finish(&state)
+    }
+
+    /// The MAC of a message of any length (record ids: up to 128 characters of UTF-8).
+    pub fn mac(&self, message: &[u8]) -> [u8; 32] {
+        let mut state = self.inner;
+        let mut chunks = message.chunks_exact(64);
+        for chunk in &mut chunks {
+            let mut block = [0u8; 64];
+            block.copy_from_slice(chunk);
+            compress256(&mut state, &[block]);
+        }
+        let rest = chunks.remainder();
+        let mut tail = [0u8; 128];
+        tail[..rest.len()].copy_from_slice(rest);
+        tail[rest.len()] = 0x80;
+        let blocks = if rest.len() < 56 { 1 } else { 2 };
+        let bits = ((64 + message.len()) as u64) * 8;
+        tail[blocks * 64 - 8..blocks * 64].copy_from_slice(&bits.to_be_bytes());
+        for i in 0..blocks {
+            let mut block = [0u8; 64];
+            block.copy_from_slice(&tail[i * 64..i * 64 + 64]);
+            compress256(&mut state, &[block]);
+        }
+        self.finish(&state)
+    }
+
+    /// The outer hash over the inner digest.
+    fn finish(&self, state: &[u32; 8]) -> [u8; 32] {
         let mut block = [0u8; 64];
         for (i, word) in state.iter().enumerate() {
             block[i * 4..i * 4 + 4].copy_from_slice(&word.to_be_bytes());
@@ -144,6 +173,15 @@ impl Pseudonymizer {
         head.copy_from_slice(&digest[..16]);
         base64url16(&head)
     }
+
+    /// The 22 characters after `<keyId>:` for any text, not cached (record ids do not
+    /// repeat): as `PurposePseudonymizer.uncached` in `keys.py`.
+    pub fn uncached(&self, value: &[u8]) -> [u8; PSEUDONYM_CHARS] {
+        let digest = self.mac.mac(value);
+        let mut head = [0u8; 16];
+        head.copy_from_slice(&digest[..16]);
+        base64url16(&head)
+    }
 }
 
 impl std::fmt::Debug for Pseudonymizer {
@@ -179,6 +217,23 @@ mod tests {
             hex(&mac.mac_short(b"what do ya want for nothing?")),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
+    }
+
+    #[test]
+    fn hmac_of_long_messages_matches_rfc_4231_case_7() {
+        let mac = Hmac::new(&[0xaa; 131]);
+        let data = b"This is a test using a larger than block-size key and a larger than \
+block-size data. The key needs to be hashed before being used by the HMAC algorithm.";
+        assert_eq!(
+            hex(&mac.mac(data)),
+            "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2"
+        );
+        for length in [0, 1, 54, 55, 56, 63, 64, 65, 119, 120, 200, 512] {
+            let message = vec![b'7'; length];
+            if length <= 55 {
+                assert_eq!(mac.mac(&message), mac.mac_short(&message));
+            }
+        }
     }
 
     #[test]

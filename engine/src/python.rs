@@ -72,6 +72,8 @@ fn bytes_arg<'a>(value: &'a Option<Bound<'_, PyAny>>) -> PyResult<Option<&'a [u8
     }
 }
 
+type ConsentAnswer = (u64, Vec<String>, Vec<String>, bool);
+
 /// The consent table (`consent.state`), in native memory.
 #[pyclass(module = "pipeline._engine", name = "ConsentTable", frozen)]
 pub struct PyConsentTable {
@@ -103,8 +105,9 @@ impl PyConsentTable {
             .len())
     }
 
-    /// The version and granted purposes (of those the routes ask about) of one subscriber.
-    fn get(&self, msisdn: &str) -> PyResult<Option<(u64, Vec<String>)>> {
+    /// The version, granted and objected-to purposes (of those the routes ask about) and
+    /// whether the state was readable, of one subscriber.
+    fn get(&self, msisdn: &str) -> PyResult<Option<ConsentAnswer>> {
         let table = self
             .inner
             .read()
@@ -112,9 +115,23 @@ impl PyConsentTable {
         let Some(digits) = crate::normalize::Digits::new(msisdn.as_bytes()) else {
             return Ok(None);
         };
-        Ok(table
-            .get(&digits)
-            .map(|state| (state.version, table.granted_names(state.granted))))
+        Ok(table.get(&digits).map(|state| {
+            (
+                state.version,
+                table.granted_names(state.granted),
+                table.granted_names(state.objected),
+                state.readable,
+            )
+        }))
+    }
+
+    /// Messages carrying a field the schema does not define, by field name.
+    fn unknown_fields(&self) -> PyResult<Vec<(String, u64)>> {
+        let table = self
+            .inner
+            .read()
+            .map_err(|_| PyValueError::new_err("table poisoned"))?;
+        Ok(table.unknown.names.clone())
     }
 
     fn __repr__(&self) -> String {
@@ -161,6 +178,15 @@ impl PyWarrantIndex {
             .read()
             .map_err(|_| PyValueError::new_err("index poisoned"))?
             .active())
+    }
+
+    /// Messages carrying a top-level field the schema does not define, by field name.
+    fn unknown_fields(&self) -> PyResult<Vec<(String, u64)>> {
+        let index = self
+            .inner
+            .read()
+            .map_err(|_| PyValueError::new_err("index poisoned"))?;
+        Ok(index.unknown.names.clone())
     }
 
     fn __repr__(&self) -> String {
@@ -315,16 +341,25 @@ impl PyEngine {
                     "a route names a key the plan does not hold",
                 ));
             }
+            let record_id_key: Option<usize> = item(&route, "record_id_key")?;
+            if record_id_key.is_some_and(|s| s >= pseudonymizers.len()) {
+                return Err(PyValueError::new_err(
+                    "a route names a key the plan does not hold",
+                ));
+            }
             let mut purpose_json = Vec::new();
             crate::json::write_str(&mut purpose_json, &purpose);
             plans.push(RoutePlan {
                 analytics: item(&route, "analytics")?,
                 billable_only: item(&route, "billable_only")?,
                 requires_consent: item(&route, "requires_consent")?,
+                excludes_objections: item(&route, "excludes_objections")?,
+                withheld: [0; 3],
                 purpose_json,
                 purpose_bit,
                 rules,
                 pseudonymizers: [slots.0, slots.1, slots.2],
+                record_id_key,
             });
             let topic: String = item(&route, "topic")?;
             let headers: Headers = item(&route, "headers")?;
@@ -531,6 +566,12 @@ impl PyEngine {
         Ok((PyList::new(py, parts)?, rejected, plan.round_robin))
     }
 
+    /// Records each route (by plan index) published nothing of, per reason: not billable,
+    /// no consent, an objection; counted since the engine was built.
+    fn withheld(&self) -> Vec<[u64; 3]> {
+        self.engine.plans.iter().map(|plan| plan.withheld).collect()
+    }
+
     /// The native work of `process_batch` alone, without building the Python outputs:
     /// `(outputs, rejections, output bytes)`. For the benchmark's cost breakdown.
     fn measure_batch(
@@ -633,7 +674,20 @@ impl PyEngine {
                 let mut headers: Vec<Bound<'py, PyTuple>> =
                     Vec::with_capacity(objects.headers.len() + 3);
                 headers.extend(objects.headers.iter().map(|h| h.bind(py).clone()));
-                headers.push(record_id.clone());
+                match &output.record_id {
+                    Some(range) => {
+                        let keyed = PyTuple::new(
+                            py,
+                            [
+                                self.record_id_name.bind(py).clone().into_any(),
+                                PyBytes::new(py, &data[range.clone()]).into_any(),
+                            ],
+                        )?;
+                        untrack(&keyed);
+                        headers.push(keyed);
+                    }
+                    None => headers.push(record_id.clone()),
+                }
                 headers.push(version.clone());
                 if let Some(liid) = liid {
                     headers.push(PyTuple::new(

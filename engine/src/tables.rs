@@ -6,6 +6,7 @@ use hashbrown::HashMap;
 use crate::json::{self, Value};
 use crate::normalize::{self, Digits, Numbering};
 use crate::time::{self, Dialect};
+use crate::unknown::{UnknownFields, CONSENT_FIELDS, WARRANT_FIELDS};
 
 /// Why a message was not accepted: a code and a message without any identifier.
 pub type Problem = (&'static str, String);
@@ -27,6 +28,26 @@ pub struct ConsentState {
     pub version: u64,
     /// Bit per purpose of [`Purposes`] that the subscriber granted.
     pub granted: u64,
+    /// Bit per purpose of [`Purposes`] that the subscriber objected to (GDPR Art. 21).
+    pub objected: u64,
+    /// `false` for [`UNREADABLE`], the stand-in of a state that could not be read.
+    pub readable: bool,
+}
+
+/// What the table holds for a subscriber whose latest state could not be read, as
+/// `consent.UNREADABLE`: no consent, an objection to every purpose (fail closed).
+pub const UNREADABLE: ConsentState = ConsentState {
+    version: 0,
+    granted: 0,
+    objected: u64::MAX,
+    readable: false,
+};
+
+impl ConsentState {
+    /// Whether the subscriber objected to the purpose of this bit.
+    pub fn objects(&self, purpose_bit: u64) -> bool {
+        self.objected & purpose_bit != 0
+    }
 }
 
 /// Every subscriber's latest consent; identical states are stored once.
@@ -38,6 +59,8 @@ pub struct ConsentTable {
     states: HashMap<u64, u32>,
     interned: Vec<ConsentState>,
     by_state: HashMap<ConsentState, u32>,
+    /// Messages carrying a field the schema does not define, by name.
+    pub unknown: UnknownFields,
 }
 
 impl ConsentTable {
@@ -49,6 +72,7 @@ impl ConsentTable {
             states: HashMap::new(),
             interned: Vec::new(),
             by_state: HashMap::new(),
+            unknown: UnknownFields::default(),
         }
     }
 
@@ -75,7 +99,7 @@ impl ConsentTable {
     }
 
     fn parse(
-        &self,
+        &mut self,
         key: Option<&[u8]>,
         value: Option<&[u8]>,
     ) -> Result<(Digits, Option<ConsentState>), Problem> {
@@ -102,6 +126,7 @@ impl ConsentTable {
                 "consent message is not a JSON object".to_owned(),
             ));
         };
+        self.unknown.count(&obj, &CONSENT_FIELDS);
         let body = obj
             .get("msisdn")
             .and_then(Value::as_str)
@@ -143,19 +168,67 @@ impl ConsentTable {
                 granted |= 1 << i;
             }
         }
-        Ok((subscriber, Some(ConsentState { version, granted })))
+        let objected = self.objections(obj.get("objections")).ok_or((
+            "bad_objections",
+            "consent 'objections' must be an object of true or false".to_owned(),
+        ))?;
+        let state = ConsentState {
+            version,
+            granted,
+            objected,
+            readable: true,
+        };
+        Ok((subscriber, Some(state)))
+    }
+
+    /// The objection bits of a state's `objections` (absent: none); `None` if unreadable:
+    /// not an object, or a value (the last given for its name) that is not true or false.
+    fn objections(&self, value: Option<&Value<'_>>) -> Option<u64> {
+        let Some(objections) = value else {
+            return Some(0);
+        };
+        let Value::Object(items) = objections else {
+            return None;
+        };
+        let readable = items
+            .iter()
+            .all(|(name, _)| matches!(objections.get(name), Some(Value::Bool(_))));
+        if !readable {
+            return None;
+        }
+        let mut objected = 0u64;
+        for (i, name) in self.purposes.names.iter().enumerate() {
+            if objections.get(name) == Some(&Value::Bool(true)) {
+                objected |= 1 << i;
+            }
+        }
+        Some(objected)
+    }
+
+    fn insert(&mut self, subscriber: Digits, state: ConsentState) {
+        let index = match self.by_state.get(&state) {
+            Some(&i) => i,
+            None => {
+                let i = self.interned.len() as u32;
+                self.interned.push(state);
+                self.by_state.insert(state, i);
+                i
+            }
+        };
+        self.states.insert(subscriber.key(), index);
     }
 
     /// Apply one `consent.state` message; the problem if it was not accepted.
     pub fn apply(&mut self, key: Option<&[u8]>, value: Option<&[u8]>) -> Option<Problem> {
         match self.parse(key, value) {
             Err(problem) => {
-                // Fail closed: a state we cannot read replaces whatever we held before.
+                // Fail closed: a state we cannot read replaces whatever we held before, with
+                // no consent and an objection to every purpose.
                 if problem.0 != "missing_key" && problem.0 != "bad_key" {
                     if let Some(key) = key {
                         let text = String::from_utf8_lossy(key);
                         if let Some(subscriber) = self.numbering.msisdn(&text) {
-                            self.states.remove(&subscriber.key());
+                            self.insert(subscriber, UNREADABLE);
                         }
                     }
                 }
@@ -166,16 +239,7 @@ impl ConsentTable {
                 None
             }
             Ok((subscriber, Some(state))) => {
-                let index = match self.by_state.get(&state) {
-                    Some(&i) => i,
-                    None => {
-                        let i = self.interned.len() as u32;
-                        self.interned.push(state);
-                        self.by_state.insert(state, i);
-                        i
-                    }
-                };
-                self.states.insert(subscriber.key(), index);
+                self.insert(subscriber, state);
                 None
             }
         }
@@ -202,6 +266,8 @@ pub struct WarrantIndex {
     dialect: Dialect,
     by_liid: HashMap<String, Warrant>,
     by_target: HashMap<(u8, u64), Vec<String>>,
+    /// Messages carrying a top-level field the schema does not define, by name.
+    pub unknown: UnknownFields,
 }
 
 impl WarrantIndex {
@@ -211,6 +277,7 @@ impl WarrantIndex {
             dialect,
             by_liid: HashMap::new(),
             by_target: HashMap::new(),
+            unknown: UnknownFields::default(),
         }
     }
 
@@ -238,7 +305,7 @@ impl WarrantIndex {
     }
 
     fn parse(
-        &self,
+        &mut self,
         key: Option<&[u8]>,
         value: Option<&[u8]>,
     ) -> Result<(String, Option<Warrant>), Problem> {
@@ -259,6 +326,7 @@ impl WarrantIndex {
             .ok()
             .and_then(|text| json::parse(text).ok())
             .ok_or_else(|| ("invalid_json", format!("warrant {liid}: not valid JSON")))?;
+        self.unknown.count(&obj, &WARRANT_FIELDS);
         let same = matches!(obj, Value::Object(_))
             && obj.get("liid").and_then(Value::as_str) == Some(&liid);
         if !same {

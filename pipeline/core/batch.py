@@ -200,6 +200,12 @@ class PythonBatchEngine:
         return policy if isinstance(policy, Policy) else None
 
     @property
+    def withheld(self) -> dict[tuple[str, str], int]:
+        """Outputs not published, by (route name, reason), if the wrapped engine counts them."""
+        counts = getattr(self.engine, "withheld", None)
+        return dict(counts) if isinstance(counts, dict) else {}
+
+    @property
     def key_id(self) -> str | None:
         """The id of the active key, if the wrapped engine has one (never key material)."""
         key_id = getattr(self.engine, "key_id", None)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 import orjson
 
@@ -29,7 +29,7 @@ from pipeline.core.actions import ACTIONS, Action
 from pipeline.core.consent import ConsentLookup, ConsentState
 from pipeline.core.decode import CdrRecord, Decoder, Rejection
 from pipeline.core.fields import FIELDS, RECORD_ID, Kind, Owner
-from pipeline.core.keys import Pseudonymizer, PurposePseudonymizer
+from pipeline.core.keys import RECORD_ID_TYPE, Pseudonymizer, PurposePseudonymizer
 from pipeline.core.normalize import MsisdnNormalizer
 from pipeline.core.policy import FieldRule, OutputKey, Policy, Route
 from pipeline.core.warrants import WarrantIndex
@@ -46,6 +46,13 @@ class Output(NamedTuple):
 
 #: What ``explain`` reads: one entry per route, each with its field decisions.
 Trace = list[dict[str, Any]]
+
+#: Why a billing or analytics route published no output of a record (the metric's reasons,
+#: in the order the compiled engine counts them).
+NOT_BILLABLE: Final = "not_billable"
+NO_CONSENT: Final = "no_consent"
+OBJECTION: Final = "objection"
+WITHHELD_REASONS: Final = (NOT_BILLABLE, NO_CONSENT, OBJECTION)
 
 #: Which identifier type's key a field of each identifier kind is pseudonymized with.
 _ID_TYPE = {Kind.MSISDN: "msisdn", Kind.IMSI: "imsi", Kind.IMEI: "imei"}
@@ -73,6 +80,8 @@ class RoutePlan:
     topic: str
     headers: list[tuple[str, bytes]]
     fields: dict[str, FieldPlan]
+    #: The purpose's keyed record ids (``KindRules.keyed_record_id``); ``None``: the source id.
+    record_id: PurposePseudonymizer | None = None
 
 
 class Engine:
@@ -96,6 +105,9 @@ class Engine:
         self._intercept_plans: list[RoutePlan] = []
         #: Every other route (field rules), in policy order.
         self._plans: list[RoutePlan] = []
+        #: Outputs not published, by (route name, reason in :data:`WITHHELD_REASONS`), since
+        #: the engine was built: the worker's ``cdrveil_outputs_withheld_total``.
+        self.withheld: dict[tuple[str, str], int] = {}
         for route in policy.routes.values():
             headers = [
                 ("cdrveil.route", route.name.encode()),
@@ -108,7 +120,12 @@ class Engine:
                 self._intercept_plans.append(RoutePlan(route, topic, headers, {}))
                 continue
             fields = {name: self._field_plan(route, rule) for name, rule in route.fields.items()}
-            self._plans.append(RoutePlan(route, topic, headers, fields))
+            record_id = (
+                pseudonymizer.for_purpose(route.purpose, RECORD_ID_TYPE)
+                if route.rules.keyed_record_id
+                else None
+            )
+            self._plans.append(RoutePlan(route, topic, headers, fields, record_id))
 
     def _field_plan(self, route: Route, rule: FieldRule) -> FieldPlan:
         kind, owner = FIELDS[rule.name]
@@ -157,28 +174,47 @@ class Engine:
         states = {number: consent(number) for number in record.numbers.values()}
         served = record.served_msisdn
         served_state = states.get(served) if served is not None else None
-        version = b"none" if served_state is None else str(served_state.version).encode()
+        version = b"none"
+        if served_state is not None and served_state.readable:
+            version = str(served_state.version).encode()
         common = [
             ("cdrveil.record-id", record.record_id.encode()),
             ("cdrveil.consent-version", version),
         ]
         outputs = self._intercepts(record, warrants, common, trace)
+        version_header = ("cdrveil.consent-version", version)
         billable = self._billable(record)
         for plan in self._plans:
             route = plan.route
             if route.select == "billable" and not billable:
+                self._withhold(route, NOT_BILLABLE)
                 _note(trace, _skipped(plan, "not billable (see select in the policy)"))
                 continue
             served_ok = served_state is not None and route.purpose in served_state.granted
             if route.requires_consent and not served_ok:
+                self._withhold(route, NO_CONSENT)
                 _note(trace, _skipped(plan, "the served subscriber has not consented"))
                 continue
+            objected = _objected(route, served_state)
+            if objected and route.excludes_objections:
+                self._withhold(route, OBJECTION)
+                _note(trace, _skipped(plan, _EXCLUDED))
+                continue
             decisions: list[dict[str, Any]] | None = None if trace is None else []
-            _note(trace, _delivered(plan, _delivered_reason(route, served_ok), decisions))
-            value = self._value(plan, record, states, served_ok, decisions)
+            reason = _delivered_reason(route, served_ok)
+            if objected:
+                reason = f"{reason}; {_overridden(route)}"
+            _note(trace, _delivered(plan, reason, decisions))
+            record_id = _record_id(plan, record)
+            value = self._value(plan, record, record_id, states, served_ok, decisions)
             key = self._key(plan, record)
-            outputs.append(Output(plan.topic, key, _dumps_exact(value), plan.headers + common))
+            headers = [*plan.headers, ("cdrveil.record-id", record_id.encode()), version_header]
+            outputs.append(Output(plan.topic, key, _dumps_exact(value), headers))
         return outputs
+
+    def _withhold(self, route: Route, reason: str) -> None:
+        slot = (route.name, reason)
+        self.withheld[slot] = self.withheld.get(slot, 0) + 1
 
     def _billable(self, record: CdrRecord) -> bool:
         """Billing receives what can be charged: every MO record but unanswered calls, and
@@ -226,6 +262,7 @@ class Engine:
         self,
         plan: RoutePlan,
         record: CdrRecord,
+        record_id: str,
         states: dict[str, ConsentState | None],
         served_ok: bool,
         decisions: list[dict[str, Any]] | None,
@@ -238,9 +275,11 @@ class Engine:
             if value is None:
                 continue  # null means absent: no output carries it
             if name == RECORD_ID:
-                # Every output carries the record id, so each can be traced to its input; the
-                # policy refuses a rule for it (policy._rule).
-                out[name] = value
+                # Every output carries a record id, so each can be traced to its input and
+                # de-duplicated; the policy refuses a rule for it (policy._rule).
+                out[name] = record_id
+                if decisions is not None and plan.record_id is not None:
+                    decisions.append({"field": name, "action": _KEYED_RECORD_ID})
                 continue
             field = plan.fields.get(name)
             if field is None:
@@ -252,6 +291,10 @@ class Engine:
                 consented = served_ok
             elif field.owner is Owner.NUMBER:
                 state = states.get(normalized) if normalized is not None else None
+                if plan.route.excludes_objections and _objected(plan.route, state):
+                    if decisions is not None:
+                        decisions.append({"field": name, "action": _NUMBER_EXCLUDED})
+                    continue
                 consented = state is not None and purpose in state.granted
             else:
                 consented = True  # not personal data: nobody's consent decides
@@ -264,6 +307,41 @@ class Engine:
         if plan.route.rules.names_purpose:
             out["purpose"] = purpose
         return out
+
+
+#: ``explain``'s words for a route that excludes an objector's records, and for an other
+#: party's number that it drops.
+_EXCLUDED = (
+    "the served subscriber objected (GDPR Art. 21) and the policy excludes objectors' records "
+    "from this route (on_objection = exclude)"
+)
+_NUMBER_EXCLUDED = "drop (its subscriber objected, GDPR Art. 21; on_objection = exclude)"
+
+
+def _objected(route: Route, state: ConsentState | None) -> bool:
+    """Whether the subscriber of ``state`` objected to the route's purpose (Art. 21); only a
+    route on legitimate interest has an ``on_objection``, so only there does it count."""
+    return route.on_objection is not None and state is not None and state.objects(route.purpose)
+
+
+def _overridden(route: Route) -> str:
+    """``explain``'s words for an objection the policy overrides, with its ground."""
+    return (
+        "the served subscriber objected (GDPR Art. 21); the policy overrides the objection "
+        f"on this ground: {route.override_ground}"
+    )
+
+
+#: ``explain``'s words for the record id of an analytics output.
+_KEYED_RECORD_ID = "keyed per purpose (HMAC of the source record id under this purpose's key)"
+
+
+def _record_id(plan: RoutePlan, record: CdrRecord) -> str:
+    """The record id a route's output carries: keyed per purpose on analytics routes (the
+    same input gives the same id, so de-duplication works), else the source's."""
+    if plan.record_id is None:
+        return record.record_id
+    return plan.record_id.uncached(record.record_id)
 
 
 def _normalized(record: CdrRecord, name: str, kind: Kind) -> str | None:

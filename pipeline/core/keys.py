@@ -39,6 +39,9 @@ _URLSAFE: Final = bytes.maketrans(b"+/", b"-_")
 HKDF_SALT: Final = b"cdrveil/pseudonym/v1"
 KEY_ID_PATTERN: Final = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 ID_TYPES: Final = ("msisdn", "imsi", "imei")
+#: The identifier type of the keyed record ids on analytics routes: its own derived key per
+#: purpose, so a purpose's record ids join neither another purpose's nor its own pseudonyms.
+RECORD_ID_TYPE: Final = "record-id"
 _CACHE_LIMIT: Final = 1 << 17
 
 _FIX_INIT = "create one with `cdrveil keys init --keyring PATH`"
@@ -275,6 +278,10 @@ class PurposePseudonymizer:
         """The pseudonym of a normalized identifier."""
         return self.cache(value)
 
+    def uncached(self, value: str) -> str:
+        """The same keyed id, not cached: for values that do not repeat (record ids)."""
+        return self._compute(value)
+
 
 class Pseudonymizer:
     """Keyed pseudonyms for every (purpose, identifier type), from the active epoch."""
@@ -294,7 +301,7 @@ class Pseudonymizer:
         when dropped) and for :meth:`for_purpose`. Key material: never log, print or store
         what this returns.
         """
-        if id_type not in ID_TYPES:
+        if id_type not in ID_TYPES and id_type != RECORD_ID_TYPE:
             raise ValueError(f"unknown identifier type {id_type!r}")
         return derive_key(self._secret, purpose, id_type)
 
@@ -310,3 +317,7 @@ class Pseudonymizer:
     def pseudonym(self, purpose: str, id_type: str, value: str) -> str:
         """The pseudonym of one normalized identifier for one purpose."""
         return self.for_purpose(purpose, id_type)(value)
+
+    def record_id(self, purpose: str, source_id: str) -> str:
+        """The keyed record id one purpose's outputs carry instead of the source's."""
+        return self.for_purpose(purpose, RECORD_ID_TYPE).uncached(source_id)

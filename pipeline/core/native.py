@@ -22,9 +22,9 @@ from pipeline import _engine
 from pipeline.core.batch import BatchResult, Layout, PartitionBatches, RecordBatches
 from pipeline.core.consent import ConsentProblem
 from pipeline.core.decode import Decoder, Rejection
-from pipeline.core.engine import Output
+from pipeline.core.engine import WITHHELD_REASONS, Output
 from pipeline.core.fields import FIELDS, MO_TYPES, NUMBER_FIELDS, SMS_TYPES, VOICE_TYPES, Owner
-from pipeline.core.keys import ID_TYPES, Pseudonymizer
+from pipeline.core.keys import ID_TYPES, RECORD_ID_TYPE, Pseudonymizer
 from pipeline.core.normalize import MsisdnNormalizer
 from pipeline.core.policy import Policy
 from pipeline.core.warrants import WarrantProblem
@@ -110,9 +110,13 @@ def build_plan(
                 "analytics": kind == "analytics",
                 "billable_only": _text(route.select) == "billable",
                 "requires_consent": route.requires_consent,
+                "excludes_objections": route.excludes_objections,
                 "purpose": route.purpose,
                 "fields": fields,
                 "keys": tuple(slot(route.purpose, id_type) for id_type in ID_TYPES),
+                "record_id_key": (
+                    slot(route.purpose, RECORD_ID_TYPE) if route.rules.keyed_record_id else None
+                ),
             }
         )
     plan: dict[str, Any] = {
@@ -157,8 +161,14 @@ class NativeConsentTable:
         self.rejected[code] = self.rejected.get(code, 0) + 1
         return ConsentProblem(code, message)
 
-    def get(self, msisdn: str) -> tuple[int, list[str]] | None:
-        """Version and granted purposes (among the policy's) of these E.164 digits."""
+    @property
+    def unknown_fields(self) -> dict[str, int]:
+        """Messages carrying a field the schema does not define, by field name."""
+        return dict(self._table.unknown_fields())
+
+    def get(self, msisdn: str) -> tuple[int, list[str], list[str], bool] | None:
+        """Version, granted and objected-to purposes (among the policy's) of these E.164
+        digits, and whether their latest state was readable."""
         return self._table.get(msisdn)
 
 
@@ -178,6 +188,11 @@ class NativeWarrantIndex:
     def active(self) -> bool:
         """Whether any warrant is registered."""
         return self._index.active
+
+    @property
+    def unknown_fields(self) -> dict[str, int]:
+        """Messages carrying a top-level field the schema does not define, by field name."""
+        return dict(self._index.unknown_fields())
 
     def apply(self, key: bytes | None, value: bytes | None) -> WarrantProblem | None:
         """Apply one message from ``li.warrants``; return the problem if it was rejected."""
@@ -199,9 +214,13 @@ class NativeBatchEngine:
 
     name = "native"
 
-    def __init__(self, engine: _engine.Engine, key_id: str) -> None:
+    def __init__(
+        self, engine: _engine.Engine, key_id: str, routes: Sequence[str] = ()
+    ) -> None:
         self._engine = engine
         self.key_id = key_id
+        #: The names of the plan's billing and analytics routes, in plan order.
+        self._routes = list(routes)
         self.consent = NativeConsentTable(engine.consent)
         self.warrants = NativeWarrantIndex(engine.warrants)
 
@@ -232,7 +251,19 @@ class NativeBatchEngine:
         )
         engine = _engine.Engine(plan, keys, Output)
         keys.clear()
-        return cls(engine, pseudonymizer.key_id)
+        routes = [r.name for r in policy.routes.values() if not r.rules.copies_record]
+        return cls(engine, pseudonymizer.key_id, routes)
+
+    @property
+    def withheld(self) -> dict[tuple[str, str], int]:
+        """Outputs not published, by (route name, reason), as ``Engine.withheld``."""
+        counts = self._engine.withheld()
+        return {
+            (route, reason): count
+            for route, row in zip(self._routes, counts, strict=True)
+            for reason, count in zip(WITHHELD_REASONS, row, strict=True)
+            if count
+        }
 
     @property
     def output_topics(self) -> list[str]:

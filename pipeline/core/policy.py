@@ -33,6 +33,16 @@ LEGAL_BASES: Final = {
 SELECTIONS: Final = ("all", "billable")
 
 
+class OnObjection(StrEnum):
+    """What a legitimate-interest route does with the records of a subscriber who objected
+    (GDPR Art. 21); the value is the policy file's ``on_objection``."""
+
+    #: Not published on the route; the other parties' numbers of an objector are dropped.
+    EXCLUDE = "exclude"
+    #: Published as without the objection, on the compelling ground the policy states.
+    OVERRIDE = "override"
+
+
 @dataclass(frozen=True)
 class FieldRule:
     """A route's treatment of one field, with and without its owner's consent."""
@@ -81,6 +91,10 @@ class KindRules:
     by_consent: bool
     #: The output value names its purpose (``"purpose": ...``).
     names_purpose: bool
+    #: The output carries a record id keyed per purpose (``Pseudonymizer.record_id``) in
+    #: place of the source's, in its value and its ``cdrveil.record-id`` header, so two
+    #: purposes' outputs of one record cannot be joined on it; else the source id.
+    keyed_record_id: bool
     #: ``explain``'s reason for a delivered output, from the route and whether the served
     #: subscriber consented to its purpose (``None``: the engine names the warrant instead).
     reason: Callable[[Route, bool], str] | None
@@ -115,6 +129,16 @@ class Route:
     #: The Kafka principals of the recipients (``User:<name>``): the only ones that may
     #: read the route's topic (``cdrveil acls``). None named: nobody reads it.
     principals: tuple[str, ...] = ()
+    #: What an objection (Art. 21) does here; ``None``: the route is not on legitimate
+    #: interest, so no objection applies to it.
+    on_objection: OnObjection | None = None
+    #: The compelling legitimate ground an ``override`` rests on (else empty).
+    override_ground: str = ""
+
+    @property
+    def excludes_objections(self) -> bool:
+        """Whether an objecting subscriber's data is withheld from this route."""
+        return self.on_objection is OnObjection.EXCLUDE
 
     @property
     def rules(self) -> KindRules:
@@ -143,6 +167,7 @@ ROUTE_KINDS: Final[dict[RouteKind, KindRules]] = {
         copies_record=True,
         by_consent=False,
         names_purpose=False,
+        keyed_record_id=False,
         reason=None,
     ),
     RouteKind.BILLING: KindRules(
@@ -151,6 +176,7 @@ ROUTE_KINDS: Final[dict[RouteKind, KindRules]] = {
         copies_record=False,
         by_consent=False,
         names_purpose=False,
+        keyed_record_id=False,
         reason=_billing_reason,
     ),
     RouteKind.ANALYTICS: KindRules(
@@ -159,6 +185,7 @@ ROUTE_KINDS: Final[dict[RouteKind, KindRules]] = {
         copies_record=False,
         by_consent=True,
         names_purpose=True,
+        keyed_record_id=True,
         reason=_analytics_reason,
     ),
 }
@@ -422,6 +449,7 @@ def _route(name: str, entry: object, purposes: dict[str, Purpose]) -> Route:
                     f"warrant, complete; '{key}' would mean nothing here, so leave it out"
                 )
     field_rules = {field: _rule(field, spec, where, kind) for field, spec in fields_spec.items()}
+    on_objection, ground = _objection(entry, where, kind, basis)
     return Route(
         name=name,
         kind=kind,
@@ -436,7 +464,48 @@ def _route(name: str, entry: object, purposes: dict[str, Purpose]) -> Route:
         requires_consent=requires,
         fields=field_rules,
         principals=_principals(entry, where),
+        on_objection=on_objection,
+        override_ground=ground,
     )
+
+
+def _objection(
+    entry: dict[str, Any], where: str, kind: RouteKind, basis: str
+) -> tuple[OnObjection | None, str]:
+    """``on_objection`` and ``override_ground``: required on a route resting on legitimate
+    interest (Art. 21 gives its subjects the right to object), meaningless elsewhere."""
+    choices = " or ".join(f'"{c}"' for c in OnObjection)
+    if basis != "legitimate_interest" or not ROUTE_KINDS[kind].by_consent:
+        for key in ("on_objection", "override_ground"):
+            if key in entry:
+                raise PolicyError(
+                    f"policy [{where}]: '{key}' applies only to an analytics route on "
+                    "legitimate_interest (the basis a subscriber may object to, Art. 21); "
+                    "leave it out"
+                )
+        return None, ""
+    text = entry.get("on_objection")
+    try:
+        on_objection = OnObjection(str(text))
+    except ValueError:
+        raise PolicyError(
+            f"policy [{where}]: a route on legitimate interest must say what an objection "
+            f"(GDPR Art. 21) does: on_objection = {choices}"
+        ) from None
+    ground = entry.get("override_ground")
+    if on_objection is OnObjection.EXCLUDE:
+        if ground is not None:
+            raise PolicyError(
+                f'policy [{where}]: override_ground goes with on_objection = "override"; '
+                "an excluding route needs none"
+            )
+        return on_objection, ""
+    if not isinstance(ground, str) or not ground.strip():
+        raise PolicyError(
+            f'policy [{where}]: on_objection = "override" needs override_ground: the '
+            "compelling legitimate ground that overrides the subscriber's objection (Art. 21(1))"
+        )
+    return on_objection, ground
 
 
 def _refuse_consent_without_consent(

@@ -35,6 +35,8 @@ ROUTE_KEYS: Final = (
     "categories",
     "select",
     "requires_consent",
+    "on_objection",
+    "override_ground",
     "fields",
 )
 #: A consent-dependent field rule, ``{ consented = ..., otherwise = ... }``.

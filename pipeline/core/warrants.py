@@ -14,6 +14,7 @@ import orjson
 from pipeline.core.decode import CdrRecord, parse_time
 from pipeline.core.fields import NUMBER_FIELDS
 from pipeline.core.normalize import MsisdnNormalizer, normalize_imei, normalize_imsi
+from pipeline.core.unknown import WARRANT_FIELDS, count_unknown
 
 TARGET_TYPES = ("msisdn", "imsi", "imei")
 _MATCHED_NUMBER_FIELDS = frozenset(NUMBER_FIELDS)
@@ -60,9 +61,14 @@ def _target(obj: object, msisdn: MsisdnNormalizer) -> tuple[str, str] | None:
 
 
 def parse_warrant(
-    key: bytes | None, value: bytes | None, msisdn: MsisdnNormalizer
+    key: bytes | None,
+    value: bytes | None,
+    msisdn: MsisdnNormalizer,
+    unknown: dict[str, int] | None = None,
 ) -> tuple[str, Warrant | None] | WarrantProblem:
-    """Parse one ``li.warrants`` message into ``(liid, warrant)``; tombstone -> ``None``."""
+    """Parse one ``li.warrants`` message into ``(liid, warrant)``; tombstone -> ``None``.
+
+    Top-level fields the schema does not define are counted into ``unknown`` (``unknown.py``)."""
     if not key:
         return WarrantProblem("missing_key", "warrant message has no key (the LIID)")
     liid = key.decode("utf-8", "replace")
@@ -72,6 +78,8 @@ def parse_warrant(
         obj: Any = orjson.loads(value)
     except orjson.JSONDecodeError:
         return WarrantProblem("invalid_json", f"warrant {liid}: not valid JSON")
+    if unknown is not None and type(obj) is dict:
+        count_unknown(obj, WARRANT_FIELDS, unknown)
     if type(obj) is not dict or obj.get("liid") != liid:
         return WarrantProblem("key_mismatch", f"warrant {liid}: 'liid' missing or differs from key")
     raw_targets = obj.get("targets")
@@ -101,13 +109,15 @@ def parse_warrant(
 class WarrantIndex:
     """The active warrants, indexed by target identity for a cheap per-record match."""
 
-    __slots__ = ("_by_liid", "_by_target", "msisdn", "rejected")
+    __slots__ = ("_by_liid", "_by_target", "msisdn", "rejected", "unknown_fields")
 
     def __init__(self, msisdn: MsisdnNormalizer) -> None:
         self.msisdn = msisdn
         self._by_liid: dict[str, Warrant] = {}
         self._by_target: dict[tuple[str, str], list[Warrant]] = {}
         self.rejected: dict[str, int] = {}
+        #: Count of messages carrying a top-level field the schema does not define, by name.
+        self.unknown_fields: dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self._by_liid)
@@ -119,7 +129,7 @@ class WarrantIndex:
 
     def apply(self, key: bytes | None, value: bytes | None) -> WarrantProblem | None:
         """Apply one message from ``li.warrants``; return the problem if it was rejected."""
-        parsed = parse_warrant(key, value, self.msisdn)
+        parsed = parse_warrant(key, value, self.msisdn, self.unknown_fields)
         if isinstance(parsed, WarrantProblem):
             self.rejected[parsed.code] = self.rejected.get(parsed.code, 0) + 1
             return parsed

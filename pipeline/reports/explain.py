@@ -7,9 +7,10 @@ from typing import Any
 
 import orjson
 
-from pipeline.core.consent import ConsentTable
+from pipeline.core.consent import ConsentState, ConsentTable
 from pipeline.core.decode import Rejection
 from pipeline.core.engine import Engine, Trace
+from pipeline.core.policy import Policy
 from pipeline.core.warrants import WarrantIndex
 from pipeline.errors import ConfigError
 
@@ -82,10 +83,7 @@ def explain(
         "recordType": record.record_type,
         "policyVersion": engine.policy.version,
         "keyId": engine.key_id,
-        "servedConsent": {
-            "version": state.version if state else None,
-            "granted": sorted(state.granted) if state else [],
-        },
+        "servedConsent": _served_consent(state, engine.policy),
         "routes": trace,
         "outputs": [
             {
@@ -100,6 +98,23 @@ def explain(
     }
 
 
+def _served_consent(state: ConsentState | None, policy: Policy) -> dict[str, Any]:
+    """The served subscriber's state as ``explain`` shows it: an unreadable one (fail
+    closed) has no version, grants nothing and objects to every purpose (Art. 21)."""
+    if state is None:
+        return {"version": None, "granted": [], "objections": [], "readable": True}
+    return {
+        "version": state.version if state.readable else None,
+        "granted": sorted(state.granted),
+        "objections": sorted(
+            name
+            for name, purpose in policy.purposes.items()
+            if purpose.legal_basis == "legitimate_interest" and state.objects(name)
+        ),
+        "readable": state.readable,
+    }
+
+
 def render(result: dict[str, Any], show_values: bool) -> str:
     """Human-readable text for ``explain``."""
     if not result["accepted"]:
@@ -111,9 +126,13 @@ def render(result: dict[str, Any], show_values: bool) -> str:
     consent = result["servedConsent"]
     granted = ", ".join(consent["granted"]) or "nothing"
     version = consent["version"] if consent["version"] is not None else "none (not consented)"
+    objections = ", ".join(consent["objections"]) or "none"
+    if not consent["readable"]:
+        version = "none (its state is unreadable: no consent, an objection to every purpose)"
     lines = [
         f"record {result['recordId']} ({result['recordType']}), policy {result['policyVersion']}",
-        f"served subscriber's consent: version {version}; granted: {granted}",
+        f"served subscriber's consent: version {version}; granted: {granted}; "
+        f"objections (Art. 21): {objections}",
         "",
     ]
     for route in result["routes"]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.core.fields import FIELDS, Owner
-from pipeline.core.policy import LEGAL_BASES, Policy, Route, RouteKind
+from pipeline.core.linkage import SHARED_HEADERS, linkability
+from pipeline.core.policy import LEGAL_BASES, OnObjection, Policy, Route, RouteKind
 
 
 def erasure(route: Route) -> str:
@@ -21,13 +22,27 @@ def erasure(route: Route) -> str:
     after = (
         "a consent withdrawal stops the outputs of everything processed after it"
         if route.requires_consent
-        # Objections are issue 16's other half; until the policy acts on them, say so.
-        else "an objection (Art. 21) is not yet acted on by the pipeline"
+        else objection(route)
     )
     return (
         f"{kept}; `cdrveil subject pseudonyms` gives the holders of copies the pseudonyms to "
         "delete; shredding a key epoch makes all its pseudonyms unlinkable for good; " + after
     )
+
+
+def objection(route: Route) -> str:
+    """What an objection (Art. 21) does on a route, as the policy says."""
+    if route.on_objection is OnObjection.EXCLUDE:
+        return (
+            "an objection (Art. 21) stops the outputs of the objector's records processed "
+            "after it, and drops the objector's number from other subscribers' records"
+        )
+    if route.on_objection is OnObjection.OVERRIDE:
+        return (
+            "an objection (Art. 21) is overridden on a compelling legitimate ground: "
+            f"{route.override_ground}"
+        )
+    return "no objection applies (the route does not rest on legitimate interest)"
 
 
 def ropa_document(policy: Policy) -> dict[str, Any]:
@@ -50,6 +65,8 @@ def ropa_document(policy: Policy) -> dict[str, Any]:
                 "legalBasisArticle": LEGAL_BASES[route.legal_basis],
                 "legalReference": route.legal_reference,
                 "requiresConsent": route.requires_consent,
+                "onObjection": None if route.on_objection is None else str(route.on_objection),
+                "overrideGround": route.override_ground or None,
                 "dataCategories": route.categories,
                 "personalDataFields": personal,
                 "recipients": route.recipients,
@@ -67,6 +84,8 @@ def ropa_document(policy: Policy) -> dict[str, Any]:
             "legalBasisArticle": LEGAL_BASES["legitimate_interest"],
             "legalReference": "Operating the pipeline without losing records",
             "requiresConsent": False,
+            "onObjection": None,
+            "overrideGround": None,
             "dataCategories": "As sensitive as the input: the original bytes, untouched",
             "personalDataFields": ["every field of the rejected input"],
             "recipients": policy.dead_letter_recipients,
@@ -91,8 +110,45 @@ def ropa_document(policy: Policy) -> dict[str, Any]:
             for p in policy.purposes.values()
         ],
         "processingActivities": activities,
+        "linkability": {
+            "recordIds": "keyed per purpose on analytics routes (HMAC under the purpose's "
+            "key); billing and lawful intercept carry the source record id",
+            "sharedFields": [
+                {
+                    "field": f.field,
+                    "form": f.form,
+                    "entropy": f.entropy,
+                    "routes": list(f.routes),
+                    "consentedOnly": f.consented_only,
+                }
+                for f in linkability(policy)
+            ],
+            "sharedHeaders": [{"header": h, "why": why} for h, why in SHARED_HEADERS],
+        },
         "securityMeasures": list(policy.security_measures),
     }
+
+
+def _linkability_lines(linkage: dict[str, Any]) -> list[str]:
+    """What still joins two analytics purposes' outputs of one record (Art. 5(1)(b))."""
+    lines = [
+        "",
+        "## Linkability between purposes",
+        "",
+        f"Record ids are {linkage['recordIds']}; pseudonyms and output keys are keyed per "
+        "purpose too. What the policy keeps in the same form on two or more analytics routes "
+        "joins their outputs of one record:",
+        "",
+    ]
+    shared = linkage["sharedFields"]
+    lines += [
+        f"- {f['field']} ({f['form']}, {f['entropy']} entropy): {', '.join(f['routes'])}"
+        + (" (only for who consented to the purposes)" if f["consentedOnly"] else "")
+        for f in shared
+    ] or ["- no field"]
+    lines += ["", "Headers and metadata the same on every route's output of one record:", ""]
+    lines += [f"- {h['header']}: {h['why']}" for h in linkage["sharedHeaders"]]
+    return lines
 
 
 def ropa_markdown(policy: Policy) -> str:
@@ -138,6 +194,13 @@ def ropa_markdown(policy: Policy) -> str:
         "",
     ]
     lines += [f"- {a['route']}: {a['erasure']}" for a in doc["processingActivities"]]
+    lines += ["", "## Objections (Art. 21)", ""]
+    lines += [
+        f"- {a['route']}: {objection(policy.routes[a['route']])}"
+        for a in doc["processingActivities"]
+        if a["onObjection"] is not None
+    ]
+    lines += _linkability_lines(doc["linkability"])
     lines += ["", "## Security measures (Art. 32)", ""]
     lines += [f"- {measure}" for measure in doc["securityMeasures"]]
     lines += [

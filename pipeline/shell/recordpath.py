@@ -448,6 +448,9 @@ class RecordPath(Service):
                 (acknowledged - ts / 1000 for ts in work.timestamps),
                 time.monotonic() - work.started,
             )
+            withheld = getattr(self.engine, "withheld", None)
+            if isinstance(withheld, dict):
+                self.metrics.record_withheld(withheld)
         except ValueError as exc:
             # A label refused as identifier-like (a policy's route name, say): the records
             # are fine, only the metrics miss them. Said once, not per batch.

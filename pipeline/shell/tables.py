@@ -67,6 +67,8 @@ class StateTables(Service):
         self._tables: dict[str, StateTable] = {names.consent: consent, names.warrants: warrants}
         # Metric labels are the logical names: a prefix may hold digits a label must not.
         self._labels = {names.consent: CONSENT, names.warrants: WARRANTS}
+        #: Undefined field names already logged, per table label (each is logged once).
+        self._unknown_logged: dict[str, set[str]] = {CONSENT: set(), WARRANTS: set()}
         self.ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._consumer: AIOKafkaConsumer | None = None
@@ -144,12 +146,33 @@ class StateTables(Service):
             newest[label] = max(newest.get(label, 0.0), when)
         for label, count in counts.items():
             self.metrics.record_state_messages(label, count)
+        self._note_unknown_fields()
         self.metrics.set_tables(
             len(self.consent),
             len(self.warrants),
             consent_updated_at=newest.get(CONSENT) or None,
             warrants_updated_at=newest.get(WARRANTS) or None,
         )
+
+    def _note_unknown_fields(self) -> None:
+        """Count the fields the schemas do not define and log each name once (the name
+        only: ``unknown.py`` keeps only plain short names, never a value)."""
+        for label, table in ((CONSENT, self.consent), (WARRANTS, self.warrants)):
+            counts = getattr(table, "unknown_fields", None)
+            if not isinstance(counts, dict):
+                continue
+            self.metrics.record_unknown_fields(label, counts)
+            logged = self._unknown_logged[label]
+            for name in counts:
+                if name not in logged:
+                    logged.add(name)
+                    log.warning(
+                        "%s messages carry the field %r, which the schema does not define "
+                        "and cdrveil does not read (counted in "
+                        "cdrveil_state_unknown_fields_total)",
+                        label,
+                        name,
+                    )
 
     async def _caught_up(
         self,

@@ -17,8 +17,10 @@ must not publish a phone number to every dashboard.
 |---|---|---|
 | ``cdrveil_records_in_total`` | counter | topic |
 | ``cdrveil_outputs_total`` | counter | route |
+| ``cdrveil_outputs_withheld_total`` | counter | route, reason |
 | ``cdrveil_dead_letters_total`` | counter | reason |
 | ``cdrveil_state_messages_total`` | counter | topic |
+| ``cdrveil_state_unknown_fields_total`` | counter | topic, field |
 | ``cdrveil_commit_failures_total`` | counter | |
 | ``cdrveil_resends_total`` | counter | |
 | ``cdrveil_record_latency_seconds`` | histogram | |
@@ -148,6 +150,14 @@ class Metrics:
             ["route"],
             registry=reg,
         )
+        self._withheld = Counter(
+            "cdrveil_outputs_withheld",
+            "Records a billing or analytics route published nothing of, per route and reason: "
+            "not_billable, no_consent, objection (an objection the route excludes, Art. 21).",
+            ["route", "reason"],
+            registry=reg,
+        )
+        self._withheld_seen: dict[tuple[str, str], int] = {}
         self._dead_letters = Counter(
             "cdrveil_dead_letters",
             "Inputs sent to the dead-letter topic, per reason code.",
@@ -160,6 +170,14 @@ class Metrics:
             ["topic"],
             registry=reg,
         )
+        self._unknown_fields = Counter(
+            "cdrveil_state_unknown_fields",
+            "Consent and warrant messages carrying a field the schema does not define, per "
+            "state topic and field name ('(other)' for a name that is not plain or too many).",
+            ["topic", "field"],
+            registry=reg,
+        )
+        self._unknown_seen: dict[tuple[str, str], int] = {}
         self._commit_failures = Counter(
             "cdrveil_commit_failures",
             "Offset commits refused (after a rebalance); those records are redelivered.",
@@ -247,6 +265,17 @@ class Metrics:
         if batch_seconds is not None:
             self._batch.observe_many((batch_seconds,))
 
+    def record_withheld(self, totals: Mapping[tuple[str, str], int]) -> None:
+        """The engine's running totals of withheld outputs by (route, reason): counts what
+        was added since the last call."""
+        for (route, reason), total in totals.items():
+            seen = self._withheld_seen.get((route, reason), 0)
+            if total > seen:
+                self._withheld.labels(_label(route, "route"), _label(reason, "reason")).inc(
+                    total - seen
+                )
+                self._withheld_seen[route, reason] = total
+
     def record_commit_failure(self) -> None:
         """An offset commit was refused; its records will be processed again."""
         self._commit_failures.inc()
@@ -262,6 +291,15 @@ class Metrics:
         """Consent or warrant messages applied from ``topic``."""
         if count:
             self._state_messages.labels(_label(topic, "topic")).inc(count)
+
+    def record_unknown_fields(self, topic: str, totals: Mapping[str, int]) -> None:
+        """A table's running totals of undefined fields by name: counts what was added."""
+        for name, total in totals.items():
+            seen = self._unknown_seen.get((topic, name), 0)
+            if total > seen:
+                label = _label(name, "field") if name != "(other)" else "other"
+                self._unknown_fields.labels(_label(topic, "topic"), label).inc(total - seen)
+                self._unknown_seen[topic, name] = total
 
     def set_tables(
         self,

@@ -17,6 +17,10 @@ TargetType = Literal["msisdn", "imsi", "imei"]
 _TARGET_TYPES: tuple[TargetType, ...] = ("msisdn", "imsi", "imei")
 # Warrant targets come from the busiest subscribers so that a short run still hits them.
 _TARGET_POOL = 20
+#: Shares of subscribers who object (GDPR Art. 21) to the legitimate-interest purposes:
+#: to network planning only, and to both it and fraud prevention.
+OBJECT_TO_PLANNING = 0.02
+OBJECT_TO_BOTH = 0.01
 
 
 class GeneratedWarrant(NamedTuple):
@@ -34,16 +38,23 @@ def consent_states(
 ) -> Iterator[tuple[bytes, bytes]]:
     """(E.164 key, consent state JSON) for every subscriber, each purpose drawn at its share."""
     rng = random.Random(f"cdrveil/consent/{workload.seed}")  # noqa: S311 -- seeded test data
+    # Its own stream, so adding objections changed no other drawn value.
+    objecting = random.Random(f"cdrveil/objections/{workload.seed}")  # noqa: S311
     shares = workload.consent_shares
     now_s = int(now.timestamp())
     for sub in population(workload).subscribers:
         purposes = {purpose: rng.random() < share for purpose, share in shares}
-        state = {
+        state: dict[str, object] = {
             "msisdn": sub.msisdn,
             "purposes": purposes,
             "version": 1 + int(rng.expovariate(0.3)),
             "updatedAt": rfc3339(now_s - 60 - int(rng.random() * 365 * 86_400)),
         }
+        draw = objecting.random()
+        if draw < OBJECT_TO_BOTH:
+            state["objections"] = {"network_planning": True, "fraud_prevention": True}
+        elif draw < OBJECT_TO_BOTH + OBJECT_TO_PLANNING:
+            state["objections"] = {"network_planning": True}
         yield sub.msisdn.encode(), orjson.dumps(state)
 
 

@@ -29,7 +29,8 @@ import orjson
 from aiokafka import ConsumerRecord
 
 from pipeline.core.fields import IDENTIFIER_FIELDS
-from pipeline.core.keys import Keyring
+from pipeline.core.keys import Keyring, Pseudonymizer
+from pipeline.core.linkage import source_ids
 from pipeline.core.policy import Policy, RouteKind
 from pipeline.errors import CdrveilError
 from pipeline.harness import WorkerProcess, http_get, scan, worker_env
@@ -40,7 +41,7 @@ from pipeline.shell.broker import EmbeddedBroker, free_port
 from pipeline.shell.messages import header_text
 from pipeline.shell.offsets import wait_until_committed
 from pipeline.shell.topics import TopicNames, create_topics
-from pipeline.synth import Workload
+from pipeline.synth import Workload, consent_states
 from pipeline.tools.generate import publish
 
 PSEUDONYM = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}:[A-Za-z0-9_-]{22}$")
@@ -130,6 +131,34 @@ def _classify(value: Any) -> str:
     return "kept in clear"
 
 
+def _objection_lines(
+    names: TopicNames,
+    policy: Policy,
+    back: Readback,
+    keys: Pseudonymizer,
+    objectors: dict[str, set[str]],
+) -> list[str]:
+    """What the objections (Art. 21) did: per route on legitimate interest, how many of the
+    objectors' records it published (read from the topic, matched by the output key)."""
+    lines = ["", "objections (GDPR Art. 21), read back per route:"]
+    for route in policy.routes.values():
+        if route.on_objection is None:
+            continue
+        people = objectors.get(route.purpose, set())
+        wanted = {keys.pseudonym(route.purpose, "msisdn", m).encode() for m in people}
+        published = sum(1 for m in back.messages.get(names(route.topic), []) if m.key in wanted)
+        what = (
+            "excluded"
+            if route.excludes_objections
+            else f"overridden on the policy's ground: {route.override_ground}"
+        )
+        lines.append(
+            f"  {route.purpose:<20} {len(people):,} objectors, {published:,} of their "
+            f"records published ({what})"
+        )
+    return lines
+
+
 def summarize(
     names: TopicNames,
     policy: Policy,
@@ -137,8 +166,11 @@ def summarize(
     seconds: float,
     config: DemoConfig,
     publish_seconds: float | None = None,
+    keys: Pseudonymizer | None = None,
+    objectors: dict[str, set[str]] | None = None,
 ) -> str:
-    """The summary a person reads at a glance."""
+    """The summary a person reads at a glance. ``keys`` (the demo's own) maps the keyed
+    record ids of analytics outputs back to their inputs, as no reader of them can."""
     lines: list[str] = []
     in_counts = {t: len(back.messages.get(t, [])) for t in names.inputs}
     total_in = sum(in_counts.values())
@@ -156,6 +188,7 @@ def summarize(
             if isinstance(obj, dict) and isinstance(obj.get("recordId"), str):
                 input_time[obj["recordId"]] = msg.timestamp
                 input_obj[obj["recordId"]] = obj
+    sources = {} if keys is None else source_ids(keys, policy.analytics_purposes, input_obj)
 
     lines.append("")
     lines.append("outputs per topic:")
@@ -167,6 +200,7 @@ def summarize(
         lines.append(f"  {topic:<42} {len(messages):>9,}")
         for msg in messages:
             record_id = header_text(msg, "cdrveil.record-id")
+            record_id = sources.get(record_id or "", record_id)
             if record_id is not None and record_id in input_time:
                 latencies.append((msg.timestamp - input_time[record_id]) / 1000.0)
 
@@ -187,7 +221,8 @@ def summarize(
         shares: Counter[str] = Counter()
         for msg in back.messages.get(names(route.topic), []):
             out = orjson.loads(msg.value)
-            source = input_obj.get(out.get("recordId", ""), {})
+            keyed = out.get("recordId", "")
+            source = input_obj.get(sources.get(keyed, keyed), {})
             for name in IDENTIFIER_FIELDS:
                 if source.get(name) is None:
                     continue
@@ -199,6 +234,9 @@ def summarize(
         )
         lines.append(f"  {route.purpose:<20} {parts}")
 
+    if keys is not None and objectors:
+        lines.extend(_objection_lines(names, policy, back, keys, objectors))
+
     lines.append("")
     lines.append("one record before and after, per route:")
     for route in policy.routes.values():
@@ -208,7 +246,7 @@ def summarize(
             continue
         sample = messages[0]
         record_id = header_text(sample, "cdrveil.record-id") or ""
-        before = input_obj.get(record_id)
+        before = input_obj.get(sources.get(record_id, record_id))
         lines.append(f"  [{route.name}] -> {names(route.topic)}  (key {sample.key!r})")
         if before is not None:
             lines.append(f"    before: {orjson.dumps(before).decode()}")
@@ -244,6 +282,16 @@ def summarize(
         )
     lines.extend(textwrap.wrap(meaning, 96, initial_indent="  ", subsequent_indent="  "))
     return "\n".join(lines)
+
+
+def _objectors(workload: Workload) -> dict[str, set[str]]:
+    """Purpose -> the subscribers whose published consent state objects to it."""
+    found: dict[str, set[str]] = {}
+    for key, value in consent_states(workload):
+        for purpose, flag in orjson.loads(value).get("objections", {}).items():
+            if flag is True:
+                found.setdefault(purpose, set()).add(key.decode())
+    return found
 
 
 def _check_read_back(names: TopicNames, back: Readback, published: Counter[str]) -> None:
@@ -327,7 +375,11 @@ async def run_demo(config: DemoConfig) -> int:
                 topics += [names(route.topic) for route in policy.routes.values()]
                 back = await read_topics(settings, topics)
                 _check_read_back(names, back, sent.records)
-                print(summarize(names, policy, back, seconds, config, sent.seconds))
+                keys = Pseudonymizer(Keyring.load(keyring))
+                objectors = _objectors(workload)
+                print(
+                    summarize(names, policy, back, seconds, config, sent.seconds, keys, objectors)
+                )
             finally:
                 code = worker.stop(strict=False)
             print(f"\nworker stopped with exit status {code}; broker stopped")

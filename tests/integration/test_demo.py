@@ -80,6 +80,20 @@ def test_every_route_sample_has_its_before_and_whole_after(
         assert lines[i + 2].endswith("}"), lines[i]
 
 
+def test_the_summary_shows_what_objections_did(demo: subprocess.CompletedProcess[str]) -> None:
+    """About 3% of the demo's subscribers object (Art. 21): network planning publishes none
+    of their records, fraud prevention all, on the policy's stated ground."""
+    lines = demo.stdout.splitlines()
+    assert "objections (GDPR Art. 21), read back per route:" in lines
+    planning = next(x for x in lines if x.startswith("  network_planning ") and "objectors" in x)
+    assert re.search(
+        r" [1-9][\d,]* objectors, 0 of their records published \(excluded\)$", planning
+    )
+    fraud = next(x for x in lines if x.startswith("  fraud_prevention ") and "objectors" in x)
+    assert re.search(r" [1-9][\d,]* objectors, [1-9][\d,]* of their records published", fraud)
+    assert "overridden on the policy's ground: Detecting" in fraud
+
+
 def test_no_path_that_is_gone_when_read(demo: subprocess.CompletedProcess[str]) -> None:
     """The worker's log path was printed, in a folder deleted by the end of the run."""
     assert "cdrveil-demo-" not in demo.stdout

@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaProducer
 
 from pipeline.core.consent import ConsentTable
 from pipeline.core.decode import Rejection
+from pipeline.core.keys import Keyring, Pseudonymizer
 from pipeline.core.normalize import MsisdnNormalizer
 from pipeline.core.warrants import WarrantIndex
 from pipeline.harness import read_all
@@ -201,8 +202,13 @@ def state(version: int, granted: bool) -> bytes:
     )
 
 
+def keyed(keyring: Path, purpose: str, record_id: str) -> bytes:
+    """The record id ``purpose``'s outputs of input ``record_id`` carry (keyed per purpose)."""
+    return Pseudonymizer(Keyring.load(keyring)).record_id(purpose, record_id).encode()
+
+
 async def consent_version_seen(
-    settings: Settings, producer: AIOKafkaProducer, wanted: bytes, start: int
+    settings: Settings, producer: AIOKafkaProducer, wanted: bytes, start: int, keyring: Path
 ) -> tuple[int, list[Any]]:
     """Send records until one is processed under consent version ``wanted``; its number.
 
@@ -219,7 +225,8 @@ async def consent_version_seen(
         )
         await wait_until_committed(settings, settings.group_id, list(names.inputs), 30)
         outputs = await read_all(settings, [topic])
-        latest = [m for m in outputs if header(m, "cdrveil.record-id") == f"c{n}".encode()]
+        mine = keyed(keyring, "fraud_prevention", f"c{n}")
+        latest = [m for m in outputs if header(m, "cdrveil.record-id") == mine]
         if latest and header(latest[0], "cdrveil.consent-version") == wanted:
             return n, outputs
         assert time.monotonic() < deadline, f"consent version {wanted!r} never applied"
@@ -227,7 +234,7 @@ async def consent_version_seen(
 
 
 async def test_consent_changes_take_effect_for_records_processed_after_them(
-    settings: Settings, producer: AIOKafkaProducer, real_worker: Any
+    settings: Settings, producer: AIOKafkaProducer, real_worker: Any, keyring: Path
 ) -> None:
     """Grant, then withdraw, then tombstone, while traffic flows."""
     await all_topics(settings)
@@ -242,24 +249,29 @@ async def test_consent_changes_take_effect_for_records_processed_after_them(
     async def consent_based_outputs(n: int) -> list[Any]:
         """Record c{n}'s outputs on the routes that require consent."""
         found = await read_all(settings, consent_based)
-        return [m for m in found if header(m, "cdrveil.record-id") == f"c{n}".encode()]
+        mine = {keyed(keyring, p, f"c{n}") for p in ("marketing", "service_improvement")}
+        return [m for m in found if header(m, "cdrveil.record-id") in mine]
 
     await produce(producer, names.consent, [(b"46701234567", state(1, True))])
-    n, outputs = await consent_version_seen(settings, producer, b"1", 0)
+    n, outputs = await consent_version_seen(settings, producer, b"1", 0, keyring)
     granted = await consent_based_outputs(n)
     assert sorted(m.topic for m in granted) == consent_based
     assert all(orjson.loads(m.value)["servedMSISDN"] == "46701234567" for m in granted)
 
     await produce(producer, names.consent, [(b"46701234567", state(2, False))])
-    n, outputs = await consent_version_seen(settings, producer, b"2", n)
+    n, outputs = await consent_version_seen(settings, producer, b"2", n, keyring)
     assert await consent_based_outputs(n) == []
     fraud = orjson.loads(
-        next(m for m in outputs if header(m, "cdrveil.record-id") == f"c{n}".encode()).value
+        next(
+            m
+            for m in outputs
+            if header(m, "cdrveil.record-id") == keyed(keyring, "fraud_prevention", f"c{n}")
+        ).value
     )
     assert fraud["servedMSISDN"].startswith("k1:")
 
     await produce(producer, names.consent, [(b"46701234567", None)])
-    n, outputs = await consent_version_seen(settings, producer, b"none", n)
+    n, outputs = await consent_version_seen(settings, producer, b"none", n, keyring)
     assert await consent_based_outputs(n) == []
     assert worker.stop() == 0
 
@@ -286,7 +298,9 @@ async def test_a_restarted_worker_resumes_and_rebuilds_its_tables(
     assert ids == {f"a{i}".encode() for i in range(3000)} | {f"b{i}".encode() for i in range(1000)}
     # the tables were rebuilt: records after the restart still see the consent (version 5)
     marketing = await read_all(settings, [names("traffic.analytics.marketing")])
-    after = [m for m in marketing if (header(m, "cdrveil.record-id") or b"").startswith(b"b")]
+    pseudonymizer = Pseudonymizer(Keyring.load(keyring))
+    wanted = {pseudonymizer.record_id("marketing", f"b{i}").encode() for i in range(1000)}
+    after = [m for m in marketing if header(m, "cdrveil.record-id") in wanted]
     assert len({header(m, "cdrveil.record-id") for m in after}) == 1000
     assert all(header(m, "cdrveil.consent-version") == b"5" for m in after)
     assert worker.stop() == 0

@@ -18,6 +18,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from pipeline.core.keys import Keyring, Pseudonymizer
+from pipeline.core.linkage import source_ids
 from pipeline.harness import read_all
 from pipeline.settings import Settings
 from pipeline.shell.messages import header
@@ -192,8 +193,21 @@ def sms(record_id: str, msisdn: str) -> bytes:
     )
 
 
+def keyed_sources(keyring: Path, tag: str) -> dict[str, str]:
+    """Keyed record id -> source id of this tag's records, under every epoch with a secret
+    (a running worker keeps its epoch after a rotation until it restarts)."""
+    ring = Keyring.load(keyring)
+    ids = [f"{tag}-{m}" for m in SUBSCRIBERS]
+    sources: dict[str, str] = {}
+    for key_id, epoch in ring.epochs.items():
+        if epoch.secret is not None:
+            keys = Pseudonymizer(Keyring(ring.path, key_id, ring.epochs))
+            sources.update(source_ids(keys, PSEUDONYMIZED, ids))
+    return sources
+
+
 async def pseudonyms(
-    settings: Settings, producer: AIOKafkaProducer, tag: str
+    settings: Settings, producer: AIOKafkaProducer, tag: str, keyring: Path
 ) -> dict[tuple[str, str], tuple[str, bytes]]:
     """Send one record per subscriber; (purpose, msisdn) -> (pseudonym, key-id header)."""
     names = TopicNames(settings.topic_prefix)
@@ -202,9 +216,11 @@ async def pseudonyms(
     )
     await wait_until_committed(settings, settings.group_id, list(names.inputs), 60)
     found: dict[tuple[str, str], tuple[str, bytes]] = {}
+    sources = keyed_sources(keyring, tag)
     for purpose in PSEUDONYMIZED:
         for message in await read_all(settings, [names(f"traffic.analytics.{purpose}")]):
-            record_id = (header(message, "cdrveil.record-id") or b"").decode()
+            keyed = (header(message, "cdrveil.record-id") or b"").decode()
+            record_id = sources.get(keyed, "")
             if record_id.startswith(f"{tag}-"):
                 key_id = header(message, "cdrveil.key-id") or b""
                 found[(purpose, record_id.split("-", 1)[1])] = (message.key.decode(), key_id)
@@ -236,7 +252,7 @@ async def test_rotation_starts_unlinkable_pseudonyms_and_shredding_makes_old_one
     await create_all_topics(settings)
     worker = real_worker(settings)
     await worker.wait_for_log("assigned", within=60)
-    old = await pseudonyms(settings, producer, "a")
+    old = await pseudonyms(settings, producer, "a", keyring)
     assert {key_id for _, key_id in old.values()} == {b"k1"}
     assert all(p.startswith("k1:") for p, _ in old.values())
     before_shred = Pseudonymizer(Keyring.load(keyring))
@@ -244,12 +260,12 @@ async def test_rotation_starts_unlinkable_pseudonyms_and_shredding_makes_old_one
         assert before_shred.pseudonym(purpose, "msisdn", msisdn) == pseudonym
 
     assert "new active key k2" in cli("keys", "rotate", "--keyring", str(keyring))
-    still = await pseudonyms(settings, producer, "b")
+    still = await pseudonyms(settings, producer, "b", keyring)
     assert still == old, "a running worker keeps its epoch until it is restarted"
     assert worker.stop() == 0
     worker = real_worker(settings)
     await worker.wait_for_log("assigned", within=60)
-    new = await pseudonyms(settings, producer, "c")
+    new = await pseudonyms(settings, producer, "c", keyring)
     assert {key_id for _, key_id in new.values()} == {b"k2"}
     assert all(p.startswith("k2:") for p, _ in new.values())
     old_bodies = {p.split(":", 1)[1] for p, _ in old.values()}

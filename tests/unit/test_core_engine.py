@@ -400,17 +400,21 @@ def test_the_default_policy_produces_the_documented_routes(engine: Engine) -> No
 
 
 def test_headers_identify_record_route_basis_policy_key_and_consent(
-    engine: Engine, policy: Policy
+    engine: Engine, policy: Policy, pseudonymizer: Pseudonymizer
 ) -> None:
-    """Every output says which record, route, legal basis, policy, key epoch and consent applied."""
+    """Every output says which record, route, legal basis, policy, key epoch and consent applied;
+    the record id is keyed per purpose on analytics routes (test_core_linkage.py)."""
     consent = states({SERVED: ("marketing",)}, version=17).get
     outputs = run(engine, mo_call(recordId="rec-42"), consent)
     routes = {route.topic: route for route in policy.routes.values()}
     for output in outputs:
         headers = header_map(output)
         route = routes[output.topic]
+        keyed = route.rules.keyed_record_id
         assert headers == {
-            "cdrveil.record-id": "rec-42",
+            "cdrveil.record-id": (
+                pseudonymizer.record_id(route.purpose, "rec-42") if keyed else "rec-42"
+            ),
             "cdrveil.route": route.name,
             "cdrveil.legal-basis": route.legal_basis,
             "cdrveil.policy-version": policy.version,

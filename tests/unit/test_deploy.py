@@ -528,6 +528,8 @@ def defined_metrics() -> tuple[set[str], set[str]]:
     m = telemetry.Metrics()
     m.record_batch({"cdr.voice": 1}, {"billing": 1}, {"bad_imei": 1}, [0.01], 0.01)
     m.record_state_messages("consent.state", 1)
+    m.record_withheld({("network_planning", "objection"): 1})
+    m.record_unknown_fields("consent.state", {"objection": 1})
     m.record_commit_failure()
     m.record_resends(1)
     m.set_tables(1, 1, 1.0, 1.0)

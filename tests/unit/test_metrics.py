@@ -271,3 +271,24 @@ def test_a_worker_whose_kafka_stops_answering_is_not_ready_until_it_answers_agai
     assert status.reason() == "Kafka is not reachable"
     status.kafka_reached()
     assert status.ready and value(scrape(m), "cdrveil_ready") == 1
+
+
+def test_withheld_outputs_are_counted_per_route_and_reason_from_running_totals() -> None:
+    """The engine keeps running totals; the metric counts what each call adds."""
+    m = Metrics()
+    m.record_withheld({("network_planning", "objection"): 2, ("marketing", "no_consent"): 5})
+    m.record_withheld({("network_planning", "objection"): 3, ("marketing", "no_consent"): 5})
+    s = scrape(m)
+    withheld = "cdrveil_outputs_withheld_total"
+    assert value(s, withheld, route="network_planning", reason="objection") == 3
+    assert value(s, withheld, route="marketing", reason="no_consent") == 5
+
+
+def test_unknown_state_fields_are_counted_per_topic_and_name() -> None:
+    m = Metrics()
+    m.record_unknown_fields("consent.state", {"objection": 1, "(other)": 2})
+    m.record_unknown_fields("consent.state", {"objection": 4, "(other)": 2})
+    s = scrape(m)
+    name = "cdrveil_state_unknown_fields_total"
+    assert value(s, name, topic="consent.state", field="objection") == 4
+    assert value(s, name, topic="consent.state", field="other") == 2
