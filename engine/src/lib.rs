@@ -11,6 +11,7 @@ pub mod decode;
 pub mod engine;
 pub mod json;
 pub mod normalize;
+pub mod party;
 pub mod pseudonym;
 pub mod tables;
 pub mod time;

@@ -152,6 +152,12 @@ impl Pseudonymizer {
         base64url16(&head)
     }
 
+    /// The 22 characters after `<keyId>:` for a value that is no normalized identifier
+    /// (another party's service code or sender name): not cached, they are rare.
+    pub fn pseudonym_text(&self, value: &[u8]) -> [u8; PSEUDONYM_CHARS] {
+        self.compute(value)
+    }
+
     /// The 22 characters after `<keyId>:` for a normalized identifier.
     pub fn pseudonym(&mut self, value: &Digits) -> [u8; PSEUDONYM_CHARS] {
         let key = value.key();

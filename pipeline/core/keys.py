@@ -38,7 +38,8 @@ PSEUDONYM_BYTES: Final = 16
 _URLSAFE: Final = bytes.maketrans(b"+/", b"-_")
 HKDF_SALT: Final = b"cdrveil/pseudonym/v1"
 KEY_ID_PATTERN: Final = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
-ID_TYPES: Final = ("msisdn", "imsi", "imei")
+#: "party": another party's number that is no MSISDN (``party.py``), in its own key domain.
+ID_TYPES: Final = ("msisdn", "imsi", "imei", "party")
 _CACHE_LIMIT: Final = 1 << 17
 
 _FIX_INIT = "create one with `cdrveil keys init --keyring PATH`"

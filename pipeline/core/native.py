@@ -131,6 +131,7 @@ def build_plan(
         "purposes": purposes,
         "intercepts": intercepts,
         "routes": routes,
+        "party_numbers": [(c.value, a.value) for c, a in policy.party_numbers.items()],
     }
     return plan, keys
 
@@ -235,4 +236,5 @@ class NativeBatchEngine:
         return BatchResult(
             outputs,
             [(index, Rejection(code, message, field)) for index, code, message, field in rejected],
+            dict(self._engine.take_party_numbers()),
         )
