@@ -107,6 +107,8 @@ class RecordBatches(NamedTuple):
     rejections: list[tuple[int, Rejection]]
     #: The keyless counter after this call (the dead letters continue from it).
     round_robin: int
+    #: Party-number values of the accepted records by class, as ``BatchResult.parties``.
+    parties: Mapping[str, int] = NO_COUNTS
 
 
 @runtime_checkable

@@ -271,3 +271,14 @@ def test_a_worker_whose_kafka_stops_answering_is_not_ready_until_it_answers_agai
     assert status.reason() == "Kafka is not reachable"
     status.kafka_reached()
     assert status.ready and value(scrape(m), "cdrveil_ready") == 1
+
+
+def test_party_numbers_are_counted_per_class() -> None:
+    """Other parties' numbers per class, from the batch interface's counts."""
+    m = Metrics()
+    m.record_batch({"cdr.voice": 2}, {}, {}, [], None, {"msisdn": 1, "service_code": 1})
+    m.record_batch({"cdr.sms": 1}, {}, {}, [], None, {"alphanumeric": 1, "service_code": 2})
+    s = scrape(m)
+    assert value(s, "cdrveil_party_numbers_total", **{"class": "service_code"}) == 3
+    assert value(s, "cdrveil_party_numbers_total", **{"class": "alphanumeric"}) == 1
+    assert value(s, "cdrveil_party_numbers_total", **{"class": "msisdn"}) == 1
