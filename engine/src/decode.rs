@@ -6,6 +6,7 @@ use hashbrown::HashMap;
 
 use crate::json::{Parser, Value};
 use crate::normalize::{self, Digits, Numbering};
+use crate::party::{self, PartyClass};
 use crate::time::{self, Dialect};
 
 pub const MAX_RECORD_ID_LENGTH: usize = 128;
@@ -155,6 +156,8 @@ pub struct Record<'a> {
     pub is_mo: bool,
     /// Normalized numbers of the MSISDN-kind fields present, in field order.
     pub numbers: Vec<(u8, Digits)>,
+    /// The class of every party-number field present that is no MSISDN, in field order.
+    pub parties: Vec<(u8, PartyClass)>,
     pub imsi: Option<Digits>,
     pub imei: Option<Digits>,
     pub mcc_mnc: Option<Cow<'a, str>>,
@@ -182,6 +185,14 @@ impl<'a> Record<'a> {
             .iter()
             .find(|(f, _)| *f == field)
             .map(|(_, d)| d)
+    }
+
+    /// The class of a party-number field whose value is no MSISDN.
+    pub fn party(&self, field: u8) -> Option<PartyClass> {
+        self.parties
+            .iter()
+            .find(|(f, _)| *f == field)
+            .map(|(_, c)| *c)
     }
 
     pub fn served_msisdn(&self, catalog: &Catalog) -> Option<&Digits> {
@@ -392,6 +403,7 @@ impl Decoder {
             is_voice,
             is_mo,
             numbers: Vec::new(),
+            parties: Vec::new(),
             imsi: None,
             imei: None,
             mcc_mnc: None,
@@ -404,6 +416,7 @@ impl Decoder {
 
     fn check_fields(&self, record: &mut Record<'_>) -> Result<(), Rejection> {
         let mut numbers = Vec::new();
+        let mut parties = Vec::new();
         let mut times = Vec::new();
         let mut imsi = None;
         let mut imei = None;
@@ -426,6 +439,11 @@ impl Decoder {
                     };
                     match self.numbering.msisdn(text) {
                         Some(number) => numbers.push((*id, number)),
+                        // Another party's service code, short number or sender name: no
+                        // reason to lose the record (only the served identity is).
+                        None if info.owner == Owner::Number => {
+                            parties.push((*id, party::classify(text)));
+                        }
                         None => {
                             return Err(reject(
                                 "bad_msisdn",
@@ -535,6 +553,7 @@ impl Decoder {
             }
         }
         record.numbers = numbers;
+        record.parties = parties;
         record.times = times;
         record.imsi = imsi;
         record.imei = imei;

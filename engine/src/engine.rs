@@ -6,6 +6,7 @@ use std::ops::Range;
 use crate::decode::{Decoder, Kind, Owner, Record, Rejection};
 use crate::json::{self, Value};
 use crate::normalize::Digits;
+use crate::party::{self, PartyClass, CLASSES};
 use crate::pseudocache::PseudonymCache;
 use crate::pseudonym::{Pseudonymizer, PSEUDONYM_CHARS};
 use crate::tables::{ConsentState, ConsentTable, WarrantIndex, IMEI, IMSI, MSISDN};
@@ -57,8 +58,9 @@ pub struct RoutePlan {
     pub purpose_bit: u64,
     /// Field rules by catalog id (`None`: not in the allow-list).
     pub rules: Vec<Option<FieldRule>>,
-    /// Pseudonymizers of this purpose for msisdn, imsi and imei (indexes into the engine's).
-    pub pseudonymizers: [usize; 3],
+    /// Pseudonymizers of this purpose for msisdn, imsi, imei and party values that are no
+    /// MSISDN (indexes into the engine's).
+    pub pseudonymizers: [usize; 4],
     /// An objection (Art. 21) withholds the objector's records and drops the other parties'
     /// numbers of objectors (`on_objection = "exclude"`); an override changes no output.
     pub excludes_objections: bool,
@@ -119,7 +121,14 @@ pub struct Engine {
     pub spare: Vec<u8>,
     /// Catalog ids of the number fields matched against MSISDN warrant targets.
     pub matched_numbers: Vec<bool>,
+    /// The policy's `[party_numbers]` action by class index (the msisdn slot is unused).
+    pub party_actions: [Action; CLASSES],
+    /// Party-number values seen by class index since the last `take_party_counts`.
+    pub party_counts: [u64; CLASSES],
 }
+
+/// Which identifier type's pseudonymizer party values that are no MSISDN use.
+const PARTY_SLOT: usize = 3;
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -169,14 +178,17 @@ impl Engine {
             match current {
                 None => {}
                 Some(Err(rejection)) => batch.rejections.push((index, rejection)),
-                Some(Ok(record)) => self.route(
-                    index,
-                    raw.unwrap_or_default(),
-                    &record,
-                    consent,
-                    warrants,
-                    &mut batch,
-                ),
+                Some(Ok(record)) => {
+                    self.count_parties(&record);
+                    self.route(
+                        index,
+                        raw.unwrap_or_default(),
+                        &record,
+                        consent,
+                        warrants,
+                        &mut batch,
+                    )
+                }
             }
         }
         batch
@@ -201,6 +213,23 @@ impl Engine {
             }
         }
         decoded
+    }
+
+    /// Count the record's party-number values by class (the metric's source).
+    fn count_parties(&mut self, record: &Record<'_>) {
+        for (field, _) in &record.numbers {
+            if self.decoder.catalog.fields[*field as usize].owner == Owner::Number {
+                self.party_counts[PartyClass::Msisdn as usize] += 1;
+            }
+        }
+        for (_, class) in &record.parties {
+            self.party_counts[*class as usize] += 1;
+        }
+    }
+
+    /// The counts by class since the last call, and start again from zero.
+    pub fn take_party_counts(&mut self) -> [u64; CLASSES] {
+        std::mem::take(&mut self.party_counts)
     }
 
     fn billable(&self, record: &Record<'_>) -> bool {
@@ -345,6 +374,10 @@ impl Engine {
         }
     }
 
+    fn pseudonyms_text(&self, slot: usize, value: &[u8]) -> [u8; PSEUDONYM_CHARS] {
+        self.pseudonymizers[slot].pseudonym_text(value)
+    }
+
     fn pseudonym_into(
         &mut self,
         plan_index: usize,
@@ -438,6 +471,33 @@ impl Engine {
             let Some(rule) = plan.rules[*field as usize] else {
                 continue;
             };
+            if info.owner == Owner::Number {
+                if let Some(class) = record.party(*field) {
+                    let action =
+                        party::route_action(rule.otherwise, self.party_actions[class as usize]);
+                    if action == Action::Drop {
+                        continue;
+                    }
+                    if !first {
+                        out.push(b',');
+                    }
+                    first = false;
+                    out.extend_from_slice(&info.json_key);
+                    if action == Action::Pseudonymize {
+                        let text = value.as_str().unwrap_or_default();
+                        let slot = plan.pseudonymizers[PARTY_SLOT];
+                        let chars = self.pseudonyms_text(slot, text.as_bytes());
+                        out.push(b'"');
+                        out.extend_from_slice(&self.key_prefix);
+                        out.extend_from_slice(&chars);
+                        out.push(b'"');
+                    } else {
+                        // Keep: as received, there is no number to normalize.
+                        json::write_value(out, value);
+                    }
+                    continue;
+                }
+            }
             let kind = info.kind;
             let normalized = match kind {
                 Kind::Msisdn => record.number(*field).copied(),

@@ -13,6 +13,7 @@ pub mod engine;
 pub mod json;
 pub mod kafka;
 pub mod normalize;
+pub mod party;
 pub mod pseudocache;
 pub mod pseudonym;
 pub mod tables;

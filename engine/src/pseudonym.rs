@@ -182,6 +182,12 @@ impl Pseudonymizer {
         head.copy_from_slice(&digest[..16]);
         base64url16(&head)
     }
+
+    /// The 22 characters after `<keyId>:` for a value that is no normalized identifier
+    /// (another party's service code or sender name): not cached, they are rare.
+    pub fn pseudonym_text(&self, value: &[u8]) -> [u8; PSEUDONYM_CHARS] {
+        self.uncached(value)
+    }
 }
 
 impl std::fmt::Debug for Pseudonymizer {

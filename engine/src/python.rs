@@ -13,6 +13,7 @@ use crate::decode::{Catalog, Decoder, Kind, Owner};
 use crate::engine::{Action, BatchOutputs, Engine, FieldRule, RoutePlan, Target};
 use crate::kafka::BatchLayout;
 use crate::normalize::Numbering;
+use crate::party::{PartyClass, CLASSES, NAMES};
 use crate::pseudonym::Pseudonymizer;
 use crate::tables::{ConsentTable, Purposes, WarrantIndex};
 use crate::time::Dialect;
@@ -332,8 +333,8 @@ impl PyEngine {
                     otherwise: action(&otherwise)?,
                 });
             }
-            let slots: (usize, usize, usize) = item(&route, "keys")?;
-            if [slots.0, slots.1, slots.2]
+            let slots: (usize, usize, usize, usize) = item(&route, "keys")?;
+            if [slots.0, slots.1, slots.2, slots.3]
                 .iter()
                 .any(|&s| s >= pseudonymizers.len())
             {
@@ -358,7 +359,7 @@ impl PyEngine {
                 purpose_json,
                 purpose_bit,
                 rules,
-                pseudonymizers: [slots.0, slots.1, slots.2],
+                pseudonymizers: [slots.0, slots.1, slots.2, slots.3],
                 record_id_key,
             });
             let topic: String = item(&route, "topic")?;
@@ -367,13 +368,39 @@ impl PyEngine {
             placement.plans.push(RouteHeaders::new(index, &headers));
             routes.push(route_objects(py, topic, headers)?);
         }
+        let mut party_actions = [Action::Drop; CLASSES];
+        let raw_party: Vec<(String, String)> = item(plan, "party_numbers")?;
+        for (class, action) in raw_party {
+            let class = PartyClass::from_name(&class)
+                .ok_or_else(|| PyValueError::new_err(format!("unknown party class '{class}'")))?;
+            party_actions[class as usize] = match action.as_str() {
+                "keep" => Action::Keep,
+                "drop" => Action::Drop,
+                "pseudonymize" => Action::Pseudonymize,
+                _ => {
+                    return Err(PyValueError::new_err(format!(
+                        "a party class cannot be '{action}'"
+                    )))
+                }
+            };
+        }
         let decoder = Decoder {
             catalog,
             numbering: settings.numbering.clone(),
             dialect: settings.dialect,
             max_bytes,
         };
-        let slots: Vec<[usize; 3]> = plans.iter().map(|p| p.pseudonymizers).collect();
+        // The cached identifier types (msisdn, imsi, imei); party values are not cached.
+        let slots: Vec<[usize; 3]> = plans
+            .iter()
+            .map(|p| {
+                [
+                    p.pseudonymizers[0],
+                    p.pseudonymizers[1],
+                    p.pseudonymizers[2],
+                ]
+            })
+            .collect();
         let (caches, lanes) = crate::pseudocache::caches_for(&slots);
         let engine = Engine {
             spare: Vec::new(),
@@ -386,6 +413,8 @@ impl PyEngine {
             plans,
             pseudonymizers,
             matched_numbers,
+            party_actions,
+            party_counts: [0; CLASSES],
         };
         let consent = Arc::new(RwLock::new(ConsentTable::new(
             settings.numbering.clone(),
@@ -598,6 +627,18 @@ impl PyEngine {
             batch.rejections.len(),
             batch.data.len(),
         ))
+    }
+
+    /// Party-number values decoded since the last call, `(class, count)` for each class
+    /// seen, and start again from zero: one call per batch feeds the metric.
+    fn take_party_numbers(&mut self) -> Vec<(&'static str, u64)> {
+        let counts = self.engine.take_party_counts();
+        NAMES
+            .iter()
+            .zip(counts)
+            .filter(|(_, count)| *count > 0)
+            .map(|(name, count)| (*name, count))
+            .collect()
     }
 
     fn __repr__(&self) -> String {

@@ -31,6 +31,7 @@ from pipeline.ber.errors import (
     BAD_VALUE,
     CdrRejection,
 )
+from pipeline.ber.party import PARTY_FIELDS, party_address, party_sms_address
 from pipeline.ber.schema import (
     BASIC_SERVICE_NAMES,
     BEARER_SERVICE_TAG,
@@ -82,6 +83,11 @@ def _reject(code: str, spec: FieldSpec, what: str) -> CdrRejection:
     return CdrRejection(code, f"{spec.name}: {what}", spec.name)
 
 
+def _fits(spec: FieldSpec, raw: bytes) -> bool:
+    """Whether an octet string keeps its field's size bounds."""
+    return spec.min_size <= len(raw) and not (spec.max_size and len(raw) > spec.max_size)
+
+
 def _sized(spec: FieldSpec, raw: object, code: str) -> bytes | CdrRejection:
     """The octets of an octet-string field, or a rejection if they break its size bounds."""
     if not isinstance(raw, bytes):
@@ -112,7 +118,16 @@ def _digits(code: str) -> Converter:
 
 
 def _number(code: str, decode: Callable[[bytes], Address | None]) -> Converter:
+    party = party_sms_address if decode is decode_sms_address else party_address
+
     def convert(spec: FieldSpec, raw: object, options: DecodeOptions) -> object:
+        if spec.name in PARTY_FIELDS and isinstance(raw, bytes):
+            # Another party's number: a code, a sender name or junk keeps the record, the
+            # record decoder classifies it (only a served identity must be readable).
+            address = decode(raw) if _fits(spec, raw) else None
+            if address is None:
+                return party(raw, options.trunk_prefix, options.country_code)
+            return address_to_number(address, options.trunk_prefix, options.country_code)
         octets = _sized(spec, raw, code)
         if isinstance(octets, CdrRejection):
             return octets

@@ -147,6 +147,9 @@ def _policy_check(args: argparse.Namespace) -> int:
     print(f"{policy.source}: OK, version {policy.version}")
     for route in policy.routes.values():
         print(f"  {route.name:<22} {route.kind:<17} {route.legal_basis:<20} -> {route.topic}")
+    # What every route with a rule for another party's number does when it is no MSISDN.
+    parties = ", ".join(f"{c.value} {a.value}" for c, a in policy.party_numbers.items())
+    print(f"  party numbers that are no MSISDN: {parties}")
     return 0
 
 
@@ -188,7 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
         "explain",
         help="show what one record becomes on every route, and why",
         description="Apply the policy to one record and show, per route, whether it goes "
-        "there and why (legal basis, consent, warrant), and each field's action.",
+        "there and why (legal basis, consent, warrant), and each field's action; another "
+        "party's number that is no MSISDN (service code, short number, sender name, "
+        "unparseable) is shown with its class and the policy's [party_numbers] action.",
     )
     explain.add_argument("record", type=Path, metavar="RECORD.json", help="one input record")
     explain.add_argument(
@@ -220,7 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     policy = commands.add_parser(
         "policy-check",
         help="validate a policy file and summarise its routes",
-        description="Load a policy with every check the worker applies at start-up.",
+        description="Load a policy with every check the worker applies at start-up, and show "
+        "its routes and its [party_numbers] actions (what a route gets of another party's "
+        "number that is no MSISDN).",
     )
     policy.add_argument("file", nargs="?", type=Path, help="policy file (default: --policy)")
     add_setting_flags(policy, "policy_path")

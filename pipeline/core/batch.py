@@ -14,7 +14,8 @@ compiled one, proven byte-identical to it. The shell never knows which one it dr
 from __future__ import annotations
 
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Final, NamedTuple, Protocol, runtime_checkable
 
 from pipeline.core.consent import ConsentLookup, ConsentTable
@@ -28,6 +29,9 @@ from pipeline.core.warrants import WarrantIndex
 #: The reason code of a record the engine raised on (a bug): dead-lettered, never lost.
 INTERNAL_ERROR: Final = "internal_error"
 
+#: No party numbers counted (an engine that does not count them).
+NO_COUNTS: Final[Mapping[str, int]] = MappingProxyType({})
+
 
 class BatchResult(NamedTuple):
     """What one batch gave: the outputs, and which inputs were rejected and why."""
@@ -36,6 +40,9 @@ class BatchResult(NamedTuple):
     outputs: list[Output]
     #: (index of the input in the batch, rejection), in input order.
     rejections: list[tuple[int, Rejection]]
+    #: Party-number values of the accepted records by class (``party.PartyClass`` value):
+    #: how many service codes, short numbers... the batch held (the shell's metric).
+    parties: Mapping[str, int] = NO_COUNTS
 
 
 class StateTable(Protocol):
@@ -100,6 +107,8 @@ class RecordBatches(NamedTuple):
     rejections: list[tuple[int, Rejection]]
     #: The keyless counter after this call (the dead letters continue from it).
     round_robin: int
+    #: Party-number values of the accepted records by class, as ``BatchResult.parties``.
+    parties: Mapping[str, int] = NO_COUNTS
 
 
 @runtime_checkable
@@ -226,4 +235,5 @@ class PythonBatchEngine:
                 rejections.append((index, result))
             else:
                 outputs += result
-        return BatchResult(outputs, rejections)
+        take = getattr(self.engine, "take_party_numbers", None)
+        return BatchResult(outputs, rejections, take() if take is not None else NO_COUNTS)

@@ -16,8 +16,17 @@ import orjson
 
 from pipeline import defaults
 from pipeline.core.cache import TwoGenerationCache
-from pipeline.core.fields import FIELDS, MO_TYPES, RECORD_ID, SMS_TYPES, VOICE_TYPES, Kind
+from pipeline.core.fields import (
+    FIELDS,
+    MO_TYPES,
+    RECORD_ID,
+    SMS_TYPES,
+    VOICE_TYPES,
+    Kind,
+    Owner,
+)
 from pipeline.core.normalize import MsisdnNormalizer, normalize_imei, normalize_imsi
+from pipeline.core.party import PartyClass, classify
 
 #: Every reason code the decoder produces, with what it means.
 REASONS: Final[dict[str, str]] = {
@@ -29,7 +38,8 @@ REASONS: Final[dict[str, str]] = {
     "missing_field": "a required field is absent or null",
     "wrong_type": "a field has the wrong JSON type",
     "unknown_record_type": "recordType is not one of the supported record types",
-    "bad_msisdn": "a number field is not a valid MSISDN in any accepted form",
+    "bad_msisdn": "servedMSISDN or serviceCentre is not a valid MSISDN in any accepted form "
+    "(another party's number that is no MSISDN is classified, not refused: party.py)",
     "bad_imsi": "an IMSI field is not 14-15 digits",
     "bad_imei": "an IMEI field is not 14, 15 (with valid Luhn digit) or 16 digits",
     "bad_timestamp": "a time field is not an RFC 3339 timestamp with a UTC offset",
@@ -61,6 +71,7 @@ class CdrRecord:
         "mcc_mnc",
         "numbers",
         "obj",
+        "parties",
         "raw",
         "record_id",
         "record_type",
@@ -77,6 +88,8 @@ class CdrRecord:
         self.is_mo = self.record_type in MO_TYPES
         #: Normalized E.164 digits of every MSISDN-type field present, by field name.
         self.numbers: dict[str, str] = {}
+        #: The class of every party-number field present that is no MSISDN, by field name.
+        self.parties: dict[str, PartyClass] = {}
         self.imsi: str | None = None
         #: The first 14 digits of the served IMEI.
         self.imei: str | None = None
@@ -213,9 +226,14 @@ class Decoder:
                     if type(value) is not str:
                         return Rejection("wrong_type", f"'{name}' must be a string", name)
                     number = self.msisdn(value)
-                    if number is None:
+                    if number is not None:
+                        record.numbers[name] = number
+                    elif FIELDS[name][1] is Owner.NUMBER:
+                        # Another party's service code, short number or sender name: no
+                        # reason to lose the record (only the served identity is).
+                        record.parties[name] = classify(value)
+                    else:
                         return Rejection("bad_msisdn", f"'{name}' is not a valid MSISDN", name)
-                    record.numbers[name] = number
                 case Kind.TIME:
                     if type(value) is not str:
                         return Rejection("wrong_type", f"'{name}' must be a string", name)

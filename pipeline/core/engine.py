@@ -31,6 +31,7 @@ from pipeline.core.decode import CdrRecord, Decoder, Rejection
 from pipeline.core.fields import FIELDS, RECORD_ID, Kind, Owner
 from pipeline.core.keys import RECORD_ID_TYPE, Pseudonymizer, PurposePseudonymizer
 from pipeline.core.normalize import MsisdnNormalizer
+from pipeline.core.party import PARTY_ID_TYPE, PartyClass, route_action
 from pipeline.core.policy import FieldRule, OutputKey, Policy, Route
 from pipeline.core.warrants import WarrantIndex
 
@@ -70,6 +71,9 @@ class FieldPlan:
     owner: Owner
     #: The route purpose's pseudonymizer for the field's identifier type, if it uses one.
     pseudonymize: PurposePseudonymizer | None
+    #: The route purpose's pseudonymizer of party values that are no MSISDN (``party.py``),
+    #: for a party-number field whose value some class pseudonymizes.
+    party: PurposePseudonymizer | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,8 @@ class Engine:
         self.topic_prefix = topic_prefix
         self.key_id = pseudonymizer.key_id
         self._pseudonymizer = pseudonymizer
+        #: Party-number values of decoded records by class since ``take_party_numbers``.
+        self._party_counts: dict[str, int] = {}
         #: Lawful-intercept routes (a complete copy per matching warrant), in policy order.
         self._intercept_plans: list[RoutePlan] = []
         #: Every other route (field rules), in policy order.
@@ -133,8 +139,18 @@ class Engine:
         pseudonymize = (
             self._pseudonymizer.for_purpose(route.purpose, _ID_TYPE[kind]) if uses_key else None
         )
+        party = None
+        if owner is Owner.NUMBER and Action.PSEUDONYMIZE in self.policy.party_numbers.values():
+            party = self._pseudonymizer.for_purpose(route.purpose, PARTY_ID_TYPE)
         return FieldPlan(
-            rule.name, rule.consented, rule.otherwise, rule.mask_digits, kind, owner, pseudonymize
+            rule.name,
+            rule.consented,
+            rule.otherwise,
+            rule.mask_digits,
+            kind,
+            owner,
+            pseudonymize,
+            party,
         )
 
     @classmethod
@@ -160,7 +176,22 @@ class Engine:
         record = self.decoder(raw)
         if isinstance(record, Rejection):
             return record
+        self._count_parties(record)
         return self.route(record, consent, warrants)
+
+    def _count_parties(self, record: CdrRecord) -> None:
+        """Count the record's party-number values by class (the metric's source)."""
+        counts = self._party_counts
+        for name in record.numbers:
+            if FIELDS[name][1] is Owner.NUMBER:
+                counts[PartyClass.MSISDN.value] = counts.get(PartyClass.MSISDN.value, 0) + 1
+        for party in record.parties.values():
+            counts[party.value] = counts.get(party.value, 0) + 1
+
+    def take_party_numbers(self) -> dict[str, int]:
+        """The counts by class since the last call, and start again from zero."""
+        counts, self._party_counts = self._party_counts, {}
+        return counts
 
     def route(
         self,
@@ -286,6 +317,10 @@ class Engine:
                 if decisions is not None:
                     decisions.append({"field": name, "action": "drop (not in the allow-list)"})
                 continue
+            party = record.parties.get(name) if field.owner is Owner.NUMBER else None
+            if party is not None:
+                self._party_value(field, party, value, out, decisions)
+                continue
             normalized = _normalized(record, name, field.kind)
             if field.owner is Owner.SERVED:
                 consented = served_ok
@@ -307,6 +342,29 @@ class Engine:
         if plan.route.rules.names_purpose:
             out["purpose"] = purpose
         return out
+
+    def _party_value(
+        self,
+        field: FieldPlan,
+        party: PartyClass,
+        value: str,
+        out: dict[str, Any],
+        decisions: list[dict[str, Any]] | None,
+    ) -> None:
+        """A party-number field whose value is no MSISDN: no subscriber, so no consent; the
+        policy's ``[party_numbers]`` action of its class decides (``party.route_action``)."""
+        action = route_action(field.otherwise, self.policy.party_numbers[party])
+        if action is Action.KEEP:
+            out[field.name] = value  # as received: there is no number to normalize
+        elif action is Action.PSEUDONYMIZE:
+            assert field.party is not None  # noqa: S101 - built when a class pseudonymizes
+            out[field.name] = field.party(value)
+        if decisions is not None:
+            text = "keep (as received)" if action is Action.KEEP else action.value
+            entry = {"field": field.name, "action": text, "owner": field.owner.value}
+            entry["class"] = party.value
+            entry["consented"] = False
+            decisions.append(entry)
 
 
 #: ``explain``'s words for a route that excludes an objector's records, and for an other

@@ -38,7 +38,8 @@ PSEUDONYM_BYTES: Final = 16
 _URLSAFE: Final = bytes.maketrans(b"+/", b"-_")
 HKDF_SALT: Final = b"cdrveil/pseudonym/v1"
 KEY_ID_PATTERN: Final = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
-ID_TYPES: Final = ("msisdn", "imsi", "imei")
+#: "party": another party's number that is no MSISDN (``party.py``), in its own key domain.
+ID_TYPES: Final = ("msisdn", "imsi", "imei", "party")
 #: The identifier type of the keyed record ids on analytics routes: its own derived key per
 #: purpose, so a purpose's record ids join neither another purpose's nor its own pseudonyms.
 RECORD_ID_TYPE: Final = "record-id"

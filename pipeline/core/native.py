@@ -135,6 +135,7 @@ def build_plan(
         "purposes": purposes,
         "intercepts": intercepts,
         "routes": routes,
+        "party_numbers": [(c.value, a.value) for c, a in policy.party_numbers.items()],
     }
     return plan, keys
 
@@ -276,6 +277,7 @@ class NativeBatchEngine:
         return BatchResult(
             outputs,
             [(index, Rejection(code, message, field)) for index, code, message, field in rejected],
+            dict(self._engine.take_party_numbers()),
         )
 
     def process_batch_records(

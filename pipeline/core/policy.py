@@ -8,6 +8,7 @@ refused at start-up rather than discovered in a topic.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import tomllib
@@ -20,6 +21,7 @@ from typing import Any, Final
 
 from pipeline.core.actions import ACTIONS, Action
 from pipeline.core.fields import FIELDS, IDENTIFIER_KINDS, RECORD_ID, Owner
+from pipeline.core.party import ABSENT, PartyClass, parse_table
 from pipeline.core.policykeys import refuse_unknown_keys
 from pipeline.core.topics import READ_TOPICS
 from pipeline.errors import PolicyError
@@ -209,6 +211,11 @@ class Policy:
     source: str
     #: The principals that may read the dead-letter topic (``cdrveil acls``).
     dead_letter_principals: tuple[str, ...] = ()
+    #: What every route with a rule for a party-number field does when its value is no
+    #: MSISDN, by class (``party.py``; fail closed: drop where the policy names none).
+    party_numbers: dict[PartyClass, Action] = dataclasses.field(
+        default_factory=lambda: dict(ABSENT)
+    )
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> Policy:
@@ -273,6 +280,7 @@ class Policy:
             version="sha256:" + hashlib.sha256(data).hexdigest()[:16],
             source=source,
             dead_letter_principals=_principals(dead, "dead_letter"),
+            party_numbers=parse_table(doc.get("party_numbers"), source),
         )
 
     @property

@@ -17,7 +17,7 @@ from pipeline.core.fields import FIELDS
 from pipeline.errors import PolicyError
 
 #: The tables at the top level of a policy file.
-TOP_LEVEL: Final = ("policy", "purposes", "routes", "dead_letter", "security")
+TOP_LEVEL: Final = ("policy", "purposes", "routes", "dead_letter", "security", "party_numbers")
 #: ``[policy]``: who is responsible, for whom.
 POLICY_KEYS: Final = ("name", "controller", "dpo_contact", "data_subjects")
 #: ``[purposes.NAME]``.

@@ -80,6 +80,8 @@ def explain(
     return {
         "accepted": True,
         "recordId": record.record_id,
+        # Each party-number field that is no MSISDN, with its class (party.py).
+        "partyNumbers": {name: party.value for name, party in record.parties.items()},
         "recordType": record.record_type,
         "policyVersion": engine.policy.version,
         "keyId": engine.key_id,
@@ -135,13 +137,21 @@ def render(result: dict[str, Any], show_values: bool) -> str:
         f"objections (Art. 21): {objections}",
         "",
     ]
+    parties = result.get("partyNumbers") or {}
+    if parties:
+        classes = ", ".join(f"{name} is {party}" for name, party in parties.items())
+        lines.append(f"party numbers that are no MSISDN: {classes}")
+    lines.append("")
     for route in result["routes"]:
         mark = "YES" if route["delivered"] else "no "
         lines.append(f"[{mark}] {route['route']} -> {route['topic']} ({route['legalBasis']})")
         lines.append(f"      {route['reason']}")
         for field in route["fields"]:
             consent_note = ""
-            if "consented" in field:
+            if "class" in field:
+                # Another party's number that is no MSISDN: nobody's consent, the class decides.
+                consent_note = f"  [{field['class']}: no subscriber, no consent; [party_numbers]]"
+            elif "consented" in field:
                 verdict = "consented" if field["consented"] else "not consented"
                 consent_note = f"  [{field['owner']}: {verdict}]"
             lines.append(f"      {field['field']:<18} {field['action']}{consent_note}")

@@ -6,6 +6,7 @@ from typing import Any
 
 from pipeline.core.fields import FIELDS, Owner
 from pipeline.core.linkage import SHARED_HEADERS, linkability
+from pipeline.core.party import PARTY_DESCRIPTIONS
 from pipeline.core.policy import LEGAL_BASES, OnObjection, Policy, Route, RouteKind
 
 
@@ -125,6 +126,12 @@ def ropa_document(policy: Policy) -> dict[str, Any]:
             ],
             "sharedHeaders": [{"header": h, "why": why} for h, why in SHARED_HEADERS],
         },
+        # What every route with a rule for a party-number field does with a value that is no
+        # subscriber's MSISDN (nobody's consent): the [party_numbers] table.
+        "partyNumbers": [
+            {"class": party.value, "meaning": PARTY_DESCRIPTIONS[party], "action": action.value}
+            for party, action in policy.party_numbers.items()
+        ],
         "securityMeasures": list(policy.security_measures),
     }
 
@@ -201,6 +208,20 @@ def ropa_markdown(policy: Policy) -> str:
         if a["onObjection"] is not None
     ]
     lines += _linkability_lines(doc["linkability"])
+    lines += [
+        "",
+        "## Other parties' numbers that are no subscriber's MSISDN",
+        "",
+        "They identify no subscriber, so no consent applies; the record is processed. A route "
+        "that drops such a field without consent drops it; every other route that lists it "
+        "applies the action of its class (keep: as received; pseudonymize: in a key domain of "
+        "its own). Lawful intercept receives every matching record complete; warrants match "
+        "MSISDNs only.",
+        "",
+        "| class | what it is | action |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {p['class']} | {p['meaning']} | {p['action']} |" for p in doc["partyNumbers"]]
     lines += ["", "## Security measures (Art. 32)", ""]
     lines += [f"- {measure}" for measure in doc["securityMeasures"]]
     lines += [

@@ -23,7 +23,7 @@ import gc
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -79,7 +79,16 @@ class _Work:
     """One input batch: its produced messages, the offsets to commit once acknowledged,
     and what the metrics count once it is committed."""
 
-    __slots__ = ("dead_letters", "offsets", "records", "sends", "started", "timestamps", "topics")
+    __slots__ = (
+        "dead_letters",
+        "offsets",
+        "parties",
+        "records",
+        "sends",
+        "started",
+        "timestamps",
+        "topics",
+    )
 
     def __init__(
         self,
@@ -100,6 +109,8 @@ class _Work:
         #: ``time.monotonic()`` when the batch came off the consumer.
         self.started = started
         self.sends: list[Send] = []
+        #: Other parties' numbers per class (``BatchResult.parties``), for the metric.
+        self.parties: Mapping[str, int] = {}
 
 
 class RecordPath(Service):
@@ -334,11 +345,13 @@ class RecordPath(Service):
         for records in batch.values():
             values += [record.value for record in records]
         outputs = OutputBatch(self._partitioner, self._producer)
+        parties: Mapping[str, int] = {}
         if self._builds_batches:
-            rejections = self._process_records(values, outputs)
+            rejections, parties = self._process_records(values, outputs)
         else:
             result = self.engine.process_batch(values)
             rejections = result.rejections
+            parties = result.parties
             add = outputs.add
             for topic, key, value, headers in result.outputs:
                 add(topic, key, value, headers)
@@ -357,6 +370,7 @@ class RecordPath(Service):
             label = input_labels.get(tp.topic, tp.topic)
             topics[label] = topics.get(label, 0) + len(records)
         work = _Work(offsets, len(values), topics, dead_letters, timestamps, started)
+        work.parties = parties
         return work, outputs
 
     @property
@@ -367,7 +381,7 @@ class RecordPath(Service):
 
     def _process_records(
         self, values: list[bytes | None], outputs: OutputBatch
-    ) -> list[tuple[int, Rejection]]:
+    ) -> tuple[list[tuple[int, Rejection]], Mapping[str, int]]:
         engine = self.engine
         assert isinstance(engine, RecordBatchEngine)  # noqa: S101 - _builds_batches
         partitioner = self._partitioner
@@ -381,7 +395,7 @@ class RecordPath(Service):
         partitioner.keyless = result.round_robin
         for batches in result.partitions:
             outputs.add_finished(batches)
-        return result.rejections
+        return result.rejections, result.parties
 
     async def _learn_batch_topics(self) -> None:
         """For an engine that builds record batches: the partition count of every topic it
@@ -447,6 +461,7 @@ class RecordPath(Service):
                 work.dead_letters,
                 (acknowledged - ts / 1000 for ts in work.timestamps),
                 time.monotonic() - work.started,
+                work.parties,
             )
             withheld = getattr(self.engine, "withheld", None)
             if isinstance(withheld, dict):

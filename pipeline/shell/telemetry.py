@@ -164,6 +164,14 @@ class Metrics:
             ["reason"],
             registry=reg,
         )
+        self._party_numbers = Counter(
+            "cdrveil_party_numbers",
+            "Other parties' numbers in processed records, per class: msisdn, or one that is no "
+            "MSISDN (service_code, short_number, alphanumeric, unparseable), which the policy's "
+            "[party_numbers] table routes.",
+            ["class"],
+            registry=reg,
+        )
         self._state_messages = Counter(
             "cdrveil_state_messages",
             "Consent and warrant messages applied to the tables, per state topic.",
@@ -245,9 +253,11 @@ class Metrics:
         dead_letter_counts: Mapping[str, int],
         latencies: Iterable[float],
         batch_seconds: float | None = None,
+        party_counts: Mapping[str, int] | None = None,
     ) -> None:
         """Count one committed batch: inputs per topic, outputs per route, dead letters per
-        reason code, each record's latency in seconds, and the batch's own duration."""
+        reason code, each record's latency in seconds, the batch's own duration, and the
+        other parties' numbers per class (``pipeline.core.party``)."""
         # Every label is checked before anything is counted: a refused batch counts nothing.
         increments = [
             (counter, _label(name, what), count)
@@ -255,6 +265,7 @@ class Metrics:
                 (self._records_in, topic_counts, "topic"),
                 (self._outputs, route_counts, "route"),
                 (self._dead_letters, dead_letter_counts, "reason"),
+                (self._party_numbers, party_counts or {}, "class"),
             )
             for name, count in counts.items()
             if count

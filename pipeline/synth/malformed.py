@@ -101,12 +101,9 @@ def plant_defect(
     elif reason == "unknown_record_type":
         rec["recordType"] = _pick(rng, _UNKNOWN_TYPES)
     elif reason == "bad_msisdn":
-        other = (
-            "calledNumber"
-            if voice
-            else ("destinationNumber" if "destinationNumber" in rec else "originationNumber")
-        )
-        rec[_pick(rng, ("servedMSISDN", other))] = _pick(rng, _BAD_MSISDNS)
+        # Only the served identity (or the SMS centre) dead-letters: another party's number
+        # that is no MSISDN is classified and kept (pipeline/core/party.py).
+        rec["servedMSISDN"] = _pick(rng, _BAD_MSISDNS)
     elif reason == "bad_imsi":
         rec["servedIMSI"] = _pick(rng, _BAD_IMSIS)
     elif reason == "bad_imei":

@@ -233,6 +233,33 @@ async def consent_version_seen(
         await asyncio.sleep(0.1)
 
 
+async def test_service_codes_and_sender_names_are_billed_not_dead_lettered(
+    settings: Settings, producer: AIOKafkaProducer, real_worker: Any
+) -> None:
+    """The real worker: an SMS to *100#, to a short number and to a sender name are billed
+    (the code and the short number as received, the name pseudonymized, the empty number
+    dropped), none dead-lettered."""
+    await all_topics(settings)
+    names = TopicNames(settings.topic_prefix)
+    worker = real_worker(settings)
+    await wait_ready(worker)
+    parties = {"p-code": "*100#", "p-short": "112", "p-name": "BankID", "p-empty": ""}
+    messages = [(b"46701234567", sms(rid, "0701234567", other)) for rid, other in parties.items()]
+    await produce(producer, names.inputs[1], messages)
+    await wait_until_committed(settings, settings.group_id, list(names.inputs), 60)
+    assert await read_all(settings, [names.dead_letter(POLICY)]) == []
+    billing = await read_all(settings, [names("traffic.billing")])
+    got = {
+        header(m, "cdrveil.record-id"): orjson.loads(m.value).get("destinationNumber")
+        for m in billing
+    }
+    assert got[b"p-code"] == "*100#"
+    assert got[b"p-short"] == "112"
+    assert re.fullmatch(r"[a-z0-9-]+:[A-Za-z0-9_-]{22}", got[b"p-name"])
+    assert got[b"p-empty"] is None
+    assert worker.stop() == 0
+
+
 async def test_consent_changes_take_effect_for_records_processed_after_them(
     settings: Settings, producer: AIOKafkaProducer, real_worker: Any, keyring: Path
 ) -> None:

@@ -314,6 +314,31 @@ def random_number(rng: random.Random) -> str:
     return render_number(rng.choice(NUMBER_POOL), rng.choice(NUMBER_FORMS))
 
 
+#: Party numbers that are no MSISDN, by class (``pipeline.core.party``): what networks send.
+PARTY_VALUES: dict[str, tuple[str, ...]] = {
+    "service_code": ("*100#", "#31#", "*#06#", "**61*#", "*123456#"),
+    "short_number": ("112", "1177", "72456", "90 000", "118118"),
+    "alphanumeric": ("BankID", "Klarna", "abc", "SMS-Info"),
+    "unparseable": (
+        "",
+        "+",
+        "--",
+        "**21*+46701234567#",
+        "#31#0701234567",
+        "*1234567#",
+        "1234567890123456",
+        "٣٣",
+    ),
+}
+
+
+def random_party(rng: random.Random) -> str:
+    """Another party's number: mostly a pool number, sometimes a value of another class."""
+    if rng.random() < 0.75:
+        return random_number(rng)
+    return rng.choice(rng.choice(list(PARTY_VALUES.values())))
+
+
 _COMMON_OPTIONAL: dict[str, Callable[[random.Random], Any]] = {
     "servedIMEI": lambda r: render_imei(r.choice(IMEI_POOL), r.choice((14, 15, 16))),
     "location": random_location,
@@ -323,11 +348,11 @@ _COMMON_OPTIONAL: dict[str, Callable[[random.Random], Any]] = {
 }
 _VOICE_OPTIONAL: dict[str, Callable[[random.Random], Any]] = {
     **_COMMON_OPTIONAL,
-    "callingNumber": random_number,
-    "calledNumber": random_number,
-    "translatedNumber": random_number,
-    "connectedNumber": random_number,
-    "roamingNumber": random_number,
+    "callingNumber": random_party,
+    "calledNumber": random_party,
+    "translatedNumber": random_party,
+    "connectedNumber": random_party,
+    "roamingNumber": random_party,
     "releaseTime": render_time,
     "basicService": lambda r: "telephony",
     "causeForTerm": lambda r: r.choice(("normalRelease", "partialRecord", "abnormalRelease")),
@@ -344,8 +369,8 @@ _SMS_OPTIONAL: dict[str, Callable[[random.Random], Any]] = {
     "serviceCentre": lambda r: "+" + SMSC,
     "messageReference": lambda r: r.randrange(256),
     "smsResult": lambda r: r.choice((0, 3, "deliveryFailure")),
-    "destinationNumber": random_number,
-    "originationNumber": random_number,
+    "destinationNumber": random_party,
+    "originationNumber": random_party,
 }
 RECORD_TYPES = ("moCallRecord", "mtCallRecord", "moSMSRecord", "mtSMSRecord")
 

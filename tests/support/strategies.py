@@ -26,7 +26,7 @@ FIELD_NAMES = [
     "recordId", "recordType", "servedIMSI", "servedIMEI", "servedMSISDN", "callingNumber",
     "calledNumber", "location", "changeOfLocation", "seizureTime", "answerTime", "releaseTime",
     "callDuration", "originationTime", "deliveryTime", "messageReference", "smsResult",
-    "diagnostics", "serviceCentre",
+    "diagnostics", "serviceCentre", "destinationNumber", "originationNumber",
 ]  # fmt: skip
 
 field_values = st.one_of(
@@ -34,6 +34,9 @@ field_values = st.one_of(
     st.sampled_from(["moCallRecord", "mtCallRecord", "moSMSRecord", "mtSMSRecord"]),
     st.sampled_from(["0701234567", SERVED_IMSI, SERVED_IMEI14, "2026-11-21T05:00:00Z"]),
     st.from_regex(r"\+?[0-9 -]{0,18}", fullmatch=True),
+    # Party numbers of every class: service codes, short numbers, sender names, junk.
+    st.from_regex(r"[*#]{0,3}[0-9+]{0,9}[*#]{0,2}[0-9]{0,8}", fullmatch=True),
+    st.from_regex(r"[A-Za-z0-9 ]{1,11}", fullmatch=True),
     st.fixed_dictionaries(
         {"mccMnc": st.from_regex(r"[0-9]{4,7}", fullmatch=True)},
         optional={"locationAreaCode": json_scalars, "cellId": st.integers(-5, 70000)},

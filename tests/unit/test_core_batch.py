@@ -52,7 +52,7 @@ def one_by_one(engine: PythonBatchEngine, values: list[bytes | None]) -> BatchRe
             rejections.append((index, result))
         else:
             outputs += result
-    return BatchResult(outputs, rejections)
+    return BatchResult(outputs, rejections, reference.take_party_numbers())
 
 
 def test_a_batch_gives_the_per_record_outputs_in_input_order(
@@ -93,7 +93,21 @@ def test_any_batch_equals_its_records_one_by_one(
 
 
 def test_an_empty_batch_gives_nothing(batch_engine: PythonBatchEngine) -> None:
-    assert batch_engine.process_batch([]) == BatchResult([], [])
+    assert batch_engine.process_batch([]) == BatchResult([], [], {})
+
+
+def test_a_batch_counts_its_party_numbers_by_class(batch_engine: PythonBatchEngine) -> None:
+    """Each party-number field of an accepted record is counted in its class; a rejected
+    record counts nothing."""
+    values: list[bytes | None] = [
+        encode(mo_call(calledNumber="*100#")),
+        encode(mo_sms(destinationNumber="BankID")),
+        encode(mo_call(calledNumber="112", servedMSISDN="not a number")),
+        None,
+    ]
+    result = batch_engine.process_batch(values)
+    assert [index for index, _ in result.rejections] == [2, 3]
+    assert dict(result.parties) == {"msisdn": 1, "service_code": 1, "alphanumeric": 1}
 
 
 class _Exploding:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from pipeline.core.decode import REASONS, CdrRecord, Decoder, Rejection, parse_time
 from pipeline.core.normalize import MsisdnNormalizer
+from pipeline.core.party import PartyClass, classify
 from tests.support.core import (
     OTHER,
     SERVED,
@@ -130,7 +131,9 @@ def test_every_documented_reason_code_is_covered() -> None:
         ({"location": {"mccMnc": "24001", "cellId": "1"}}, "wrong_type", "location"),
         ({"originationTime": "2026-11-21T05:00:00"}, "bad_timestamp", "originationTime"),
         ({"originationTime": "2026-11-21"}, "bad_timestamp", "originationTime"),
-        ({"destinationNumber": "+46 70-123 45 6\u0663"}, "bad_msisdn", "destinationNumber"),
+        ({"servedMSISDN": "+46 70-123 45 6\u0663"}, "bad_msisdn", "servedMSISDN"),
+        # The SMS centre is a network element: its address must be one.
+        ({"serviceCentre": "*100#"}, "bad_msisdn", "serviceCentre"),
     ],
 )
 def test_field_rules_reject_with_their_code(
@@ -239,9 +242,9 @@ def test_a_bad_timestamp_is_rejected_every_time_it_comes(decoder: Decoder) -> No
 IDENTIFIER_CASES = [
     ("servedMSISDN", "+46 70-987 65 43 21 09 8"),  # 16 digits: too long
     ("servedMSISDN", "0046 70-987 65 43 2109 88"),
-    ("callingNumber", "+46 70 98X 65 43"),
-    ("calledNumber", "4670987654\u0663"),
-    ("destinationNumber", "987654"),
+    ("servedMSISDN", "+46 70 98X 65 43"),
+    ("servedMSISDN", "4670987654\u0663"),
+    ("serviceCentre", "987654"),
     ("servedIMSI", "2400198765432"),
     ("servedIMSI", "24001987654321X"),
     ("servedIMEI", "35987654321098"[:13]),
@@ -322,3 +325,47 @@ def test_rejection_messages_never_contain_digit_strings_from_the_input(
     for text in value.values():
         if isinstance(text, str) and len(re.sub(r"\D", "", text)) >= 8:
             assert re.sub(r"\D", "", text) not in re.sub(r"\D", "", result.message)
+
+
+# --- other parties' numbers that are no MSISDN ------------------------------------------------
+
+PARTY_CASES = [
+    ("*100#", PartyClass.SERVICE_CODE),
+    ("#31#", PartyClass.SERVICE_CODE),
+    ("*#06#", PartyClass.SERVICE_CODE),
+    # A call-forwarding code embeds a person's number: fail closed.
+    ("**21*+46701234567#", PartyClass.UNPARSEABLE),
+    ("#31#0701234567", PartyClass.UNPARSEABLE),
+    ("112", PartyClass.SHORT_NUMBER),
+    ("1177", PartyClass.SHORT_NUMBER),
+    ("72456", PartyClass.SHORT_NUMBER),
+    ("90 000", PartyClass.SHORT_NUMBER),
+    ("BankID", PartyClass.ALPHANUMERIC),
+    ("+46 70 98X 65 43", PartyClass.ALPHANUMERIC),
+    ("", PartyClass.UNPARSEABLE),
+    ("+", PartyClass.UNPARSEABLE),
+    ("1234567890123456", PartyClass.UNPARSEABLE),
+    ("4670987654\u0663", PartyClass.UNPARSEABLE),
+]
+
+
+@pytest.mark.parametrize(("value", "party"), PARTY_CASES)
+@pytest.mark.parametrize("field", ["callingNumber", "calledNumber", "destinationNumber"])
+def test_a_party_number_that_is_no_msisdn_keeps_the_record(
+    decoder: Decoder, field: str, value: str, party: PartyClass
+) -> None:
+    """Another party's service code, short number or sender name is classified, not refused:
+    only an unreadable served identity dead-letters a record."""
+    record = decoder(encode(minimal_sms(**{field: value})))
+    assert isinstance(record, CdrRecord)
+    assert record.parties == {field: party}
+    assert field not in record.numbers
+    assert classify(value) is party
+
+
+def test_a_valid_party_msisdn_is_no_party_class(decoder: Decoder) -> None:
+    """A party number that normalizes stays an MSISDN (consent, warrants, as before)."""
+    record = decoder(encode(minimal_sms(destinationNumber="0739876543")))
+    assert isinstance(record, CdrRecord)
+    assert record.parties == {}
+    assert record.numbers["destinationNumber"] == "46739876543"

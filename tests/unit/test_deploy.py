@@ -526,7 +526,9 @@ def test_the_policy_configmap_is_the_default_policy() -> None:
 def defined_metrics() -> tuple[set[str], set[str]]:
     """(family names, sample names) of pipeline/shell/telemetry.py, from a rendered scrape."""
     m = telemetry.Metrics()
-    m.record_batch({"cdr.voice": 1}, {"billing": 1}, {"bad_imei": 1}, [0.01], 0.01)
+    m.record_batch(
+        {"cdr.voice": 1}, {"billing": 1}, {"bad_imei": 1}, [0.01], 0.01, {"service_code": 1}
+    )
     m.record_state_messages("consent.state", 1)
     m.record_withheld({("network_planning", "objection"): 1})
     m.record_unknown_fields("consent.state", {"objection": 1})

@@ -292,3 +292,14 @@ def test_unknown_state_fields_are_counted_per_topic_and_name() -> None:
     name = "cdrveil_state_unknown_fields_total"
     assert value(s, name, topic="consent.state", field="objection") == 4
     assert value(s, name, topic="consent.state", field="other") == 2
+
+
+def test_party_numbers_are_counted_per_class() -> None:
+    """Other parties' numbers per class, from the batch interface's counts."""
+    m = Metrics()
+    m.record_batch({"cdr.voice": 2}, {}, {}, [], None, {"msisdn": 1, "service_code": 1})
+    m.record_batch({"cdr.sms": 1}, {}, {}, [], None, {"alphanumeric": 1, "service_code": 2})
+    s = scrape(m)
+    assert value(s, "cdrveil_party_numbers_total", **{"class": "service_code"}) == 3
+    assert value(s, "cdrveil_party_numbers_total", **{"class": "alphanumeric"}) == 1
+    assert value(s, "cdrveil_party_numbers_total", **{"class": "msisdn"}) == 1

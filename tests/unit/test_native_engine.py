@@ -26,6 +26,7 @@ from pipeline.core.engine import Engine, Output
 from pipeline.core.fields import FIELDS, Kind, Owner
 from pipeline.core.keys import Pseudonymizer
 from pipeline.core.native import NativeBatchEngine, build_plan
+from pipeline.core.party import NEVER_KEPT, POLICY_CLASSES
 from pipeline.core.policy import Policy
 from pipeline.core.warrants import WarrantIndex
 from tests.support.core import (
@@ -35,6 +36,7 @@ from tests.support.core import (
     NUMBER_POOL,
     OPTIONAL_FIELDS,
     OTHER,
+    PARTY_VALUES,
     PURPOSES,
     SERVED,
     SERVED_IMSI,
@@ -114,7 +116,7 @@ class Pair:
                 rejections.append((index, result))
             else:
                 outputs.extend(result)
-        return BatchResult(outputs, rejections)
+        return BatchResult(outputs, rejections, self.python.take_party_numbers())
 
     def check(self, values: Sequence[bytes | None]) -> BatchResult:
         """Both engines on one batch: equal outputs and rejections, or the test fails."""
@@ -126,6 +128,7 @@ class Pair:
             self.native.withheld, native_before
         )
         assert got.rejections == expected.rejections
+        assert dict(got.parties) == dict(expected.parties)
         assert len(got.outputs) == len(expected.outputs)
         for mine, theirs in zip(got.outputs, expected.outputs, strict=True):
             assert type(mine) is Output
@@ -503,7 +506,22 @@ def policies(draw: st.DrawFn) -> Policy:
             f"[routes.r{index}.fields]\n{draw(field_rules(kind))}\n"
         )
     parts.append('[dead_letter]\ntopic = "t.dl"\nretention_days = 1\nrecipients = "r"\n')
+    parts.append(draw(party_tables()))
     return Policy.parse("\n".join(parts).encode(), "generated policy")
+
+
+@st.composite
+def party_tables(draw: st.DrawFn) -> str:
+    """A [party_numbers] table with random actions for some classes, or none at all."""
+    if draw(st.booleans()) and draw(st.booleans()):
+        return ""
+    lines = ["[party_numbers]"]
+    for party in POLICY_CLASSES:
+        if draw(st.integers(0, 4)) == 0:
+            continue  # absent: dropped
+        choices = ["drop", "pseudonymize"] + ([] if party in NEVER_KEPT else ["keep"])
+        lines.append(f'{party.value} = "{draw(st.sampled_from(choices))}"')
+    return "\n".join(lines) + "\n"
 
 
 @PROPERTY
@@ -548,6 +566,36 @@ def test_other_numbering_plans_give_identical_outputs(
     pair = Pair(default_policy, pseudonymizer, country_code=country_code, trunk_prefix=trunk_prefix)
     pair.feed(consent)
     pair.check([encode(record) for record in batch])
+
+
+_PARTY_SAMPLES = [value for values in PARTY_VALUES.values() for value in values]
+_PARTY_RECORDS = {
+    "callingNumber": mo_call,
+    "calledNumber": mo_call,
+    "translatedNumber": mo_call,
+    "connectedNumber": mt_call,
+    "roamingNumber": mt_call,
+    "destinationNumber": mo_sms,
+    "originationNumber": mt_sms,
+}
+
+
+@PROPERTY
+@given(
+    policies(),
+    st.lists(
+        st.tuples(st.sampled_from(sorted(_PARTY_RECORDS)), st.sampled_from(_PARTY_SAMPLES)),
+        min_size=1,
+        max_size=6,
+    ),
+)
+def test_party_numbers_of_every_class_give_identical_outputs(
+    pseudonymizer: Pseudonymizer, policy: Policy, parties: list[tuple[str, str]]
+) -> None:
+    """Service codes, short numbers, sender names and junk in every party field, under any
+    policy and [party_numbers] table: the same outputs and the same counts by class."""
+    pair = Pair(policy, pseudonymizer, home_networks=frozenset({"24001", "23802"}))
+    pair.check([encode(_PARTY_RECORDS[field](**{field: value})) for field, value in parties])
 
 
 # --- plain examples ----------------------------------------------------------------------------
@@ -599,7 +647,7 @@ def test_values_must_be_bytes_or_none(default_policy: Policy, pseudonymizer: Pse
 
 def test_an_empty_batch_gives_nothing(default_policy: Policy, pseudonymizer: Pseudonymizer) -> None:
     """No input, no output."""
-    assert NativeBatchEngine.build(default_policy, pseudonymizer).process_batch([]) == ([], [])
+    assert NativeBatchEngine.build(default_policy, pseudonymizer).process_batch([]) == ([], [], {})
 
 
 def test_bad_settings_are_refused_as_the_python_engine_refuses_them(

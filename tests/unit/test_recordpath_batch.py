@@ -10,11 +10,13 @@ import pytest
 from aiokafka import TopicPartition
 
 from pipeline.core.batch import PythonBatchEngine
+from pipeline.core.keys import Pseudonymizer
 from pipeline.core.policy import Policy
 from pipeline.settings import Settings
 from pipeline.shell.recordpath import RecordPath
 from pipeline.shell.status import WorkerStatus
 from pipeline.shell.telemetry import Metrics
+from tests.support.core import encode, mo_call, mo_sms
 from tests.support.recordpath import ConsumedRecord, EchoEngine
 
 SUBSCRIBER = "46701234567"
@@ -72,3 +74,29 @@ def test_one_engine_call_gives_the_outputs_then_each_rejection_at_its_source(
     (line,) = [r.getMessage() for r in caplog.records]
     assert line.startswith("engine failure on cdr.sms[1]@20: the engine raised ValueError at ")
     assert SUBSCRIBER not in caplog.text
+
+
+def test_the_batch_counts_its_party_numbers_into_the_metric(
+    pseudonymizer: Pseudonymizer,
+) -> None:
+    """The engine's per-batch counts by class reach cdrveil_party_numbers_total once the
+    batch is counted (one call per batch, none per record)."""
+    metrics = Metrics()
+    policy = Policy.load()
+    path = RecordPath(
+        Settings.from_env({}, engine="python"),
+        policy,
+        PythonBatchEngine.build(policy, pseudonymizer),
+        None,
+        metrics,
+        WorkerStatus(metrics),
+    )
+    tp = TopicPartition("cdr.voice", 0)
+    values = [encode(mo_call(calledNumber="*100#")), encode(mo_sms(destinationNumber="BankID"))]
+    batch = {tp: [ConsumedRecord(None, v, i, 1000) for i, v in enumerate(values)]}
+    work, _ = path._process(batch, 5.0)
+    assert dict(work.parties) == {"msisdn": 1, "service_code": 1, "alphanumeric": 1}
+    path._count(work, 2.0)
+    body, _ = metrics.render()
+    assert b'cdrveil_party_numbers_total{class="service_code"} 1.0' in body
+    assert b'cdrveil_party_numbers_total{class="alphanumeric"} 1.0' in body

@@ -32,17 +32,8 @@ CLEAN = Workload(subscribers=10_000, seed=11)
 
 VOICE_TYPES = {"moCallRecord", "mtCallRecord"}
 SMS_TYPES = {"moSMSRecord", "mtSMSRecord"}
-MSISDN_FIELDS = (
-    "servedMSISDN",
-    "callingNumber",
-    "calledNumber",
-    "translatedNumber",
-    "connectedNumber",
-    "roamingNumber",
-    "destinationNumber",
-    "originationNumber",
-    "serviceCentre",
-)
+# The number fields an invalid MSISDN dead-letters (another party's is classified instead).
+MSISDN_FIELDS = ("servedMSISDN", "serviceCentre")
 TIME_FIELDS = ("seizureTime", "answerTime", "releaseTime", "originationTime", "deliveryTime")
 OTHER_PARTY = {
     "moCallRecord": "calledNumber",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from typing import Any
@@ -20,6 +21,10 @@ from pipeline.ber.errors import (
     UNKNOWN_RECORD_TYPE,
 )
 from pipeline.ber.records import Engine
+from pipeline.core.decode import Rejection as CoreRejection
+from pipeline.core.engine import Engine as CoreEngine
+from pipeline.core.party import PartyClass
+from pipeline.core.warrants import WarrantIndex
 from tests.support.ber_samples import (
     IDENTIFIER_VALUES,
     IMSI,
@@ -148,13 +153,7 @@ REJECTED = [
     ("imsi with a non-digit nibble", _sms(servedIMSI=b"\x42\x0a\x11"), BAD_IMSI, "servedIMSI"),
     ("imei with a non-digit nibble", _call(servedIMEI=BAD_IMEI_OCTETS), BAD_IMEI, "servedIMEI"),
     ("msisdn without digits", _call(servedMSISDN=b"\x91"), BAD_MSISDN, "servedMSISDN"),
-    ("called number with '*'", _call(calledNumber=b"\x91\xa1\x21"), BAD_MSISDN, "calledNumber"),
-    (
-        "alphanumeric destination",
-        _sms(destinationNumber=ALPHANUMERIC),
-        BAD_MSISDN,
-        "destinationNumber",
-    ),
+    ("service centre with '*'", _sms(serviceCentre=b"\x91\xa1\x21"), BAD_MSISDN, "serviceCentre"),
     ("month 13", _call(seizureTime=MONTH_13), BAD_TIMESTAMP, "seizureTime"),
     ("bad sign octet", _sms(originationTime=BAD_SIGN), BAD_TIMESTAMP, "originationTime"),
     ("negative duration", _call(callDuration=-1), BAD_VALUE, "callDuration"),
@@ -174,6 +173,48 @@ def test_bad_fields_are_rejected_with_code_and_field(
     result = decoder(ber, "f:1")
     assert isinstance(result, CdrRejection)
     assert (result.code, result.field) == (code, field)
+
+
+# TBCD of "*100#": nibbles *=A 1 | 0 0 | #=B filler (low nibble first), international.
+USSD_100 = b"\x91\x1a\x00\xfb"
+# "BankID" in GSM 7-bit packing, as a TS 23.040 alphanumeric address (11 semi-octets).
+BANKID = bytes([11, 0xD0]) + bytes.fromhex("c2b07b9d2402")
+
+PARTY_VALUES = [
+    ("called number with '*'", _call(calledNumber=b"\x91\xa1\x21"), "calledNumber", "1*12"),
+    ("ussd code", _call(calledNumber=USSD_100), "calledNumber", "*100#"),
+    ("alphanumeric destination", _sms(destinationNumber=ALPHANUMERIC), "destinationNumber", "De"),
+    ("sender name", _sms(destinationNumber=BANKID), "destinationNumber", "BankID"),
+    ("number without digits", _call(calledNumber=b"\x91"), "calledNumber", ""),
+]
+
+
+@pytest.mark.parametrize(
+    ("ber", "field", "value"), [r[1:] for r in PARTY_VALUES], ids=[r[0] for r in PARTY_VALUES]
+)
+def test_another_partys_code_or_name_keeps_the_record(
+    decoder: BerRecordDecoder, ber: bytes, field: str, value: str
+) -> None:
+    """TBCD *, # and a-c, alphanumeric senders and unreadable addresses of another party
+    are written as the record decoder classifies them; only a served identity rejects."""
+    result = decoder(ber, "f:1")
+    assert not isinstance(result, CdrRejection), result
+    assert result[field] == value
+
+
+def test_a_ber_call_to_star_100_hash_is_billed_with_the_code(
+    engine: CoreEngine, warrants: WarrantIndex
+) -> None:
+    """One BER record with calledNumber *100#, ingested and routed: a service code, kept
+    as received on billing, nothing dead-lettered."""
+    record = BerRecordDecoder()(_call(calledNumber=USSD_100, callDuration=12), "f:1")
+    assert not isinstance(record, CdrRejection), record
+    decoded = engine.decoder.validate(record)
+    assert not isinstance(decoded, CoreRejection), decoded
+    assert decoded.parties == {"calledNumber": PartyClass.SERVICE_CODE}
+    outputs = engine.route(decoded, lambda _n: None, warrants)
+    billing = [json.loads(o.value) for o in outputs if o.topic == "traffic.billing"]
+    assert [b["calledNumber"] for b in billing] == ["*100#"]
 
 
 def _minimal_call_without(tag: int) -> bytes:
