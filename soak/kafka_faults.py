@@ -76,6 +76,8 @@ class BrokerFaultReport:
     faults: list[Fault] = field(default_factory=list)
     worker_restarts: int = 0
     worker_exit_code: int | None = None
+    #: Exactly-once: the worker's log lines on failed transactions it recovered from.
+    recoveries: list[str] = field(default_factory=list)
     verdict: Verdict = field(default_factory=Verdict)
     seconds: float = 0.0
 
@@ -106,6 +108,9 @@ class BrokerFaultReport:
             f"  worker restarts: {self.worker_restarts}; exit status {self.worker_exit_code} "
             "after SIGTERM"
         )
+        if self.guarantee == "exactly_once":
+            lines.append(f"  transactions failed and recovered from: {len(self.recoveries)}")
+            lines += [f"    {line}" for line in self.recoveries]
         lines.append(self.verdict.summary())
         return "\n".join(lines)
 
@@ -193,6 +198,9 @@ async def run_broker_faults(
         say(f"all {await committed_total(settings, inputs):,} inputs committed")
         report.worker_restarts = len(workers.started) - 1 + (0 if worker.pid == pid else 1)
         report.worker_exit_code = worker.stop(signal.SIGTERM)
+        report.recoveries = [
+            line for line in worker.log().splitlines() if "transaction failed (" in line
+        ]
     finally:
         workers.close()
         if publishing is not None and not publishing.done():
