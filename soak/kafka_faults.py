@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from pipeline.core.keys import Keyring
@@ -115,6 +116,27 @@ class BrokerFaultReport:
         return "\n".join(lines)
 
 
+async def _publish_once(
+    settings: Settings, messages: list[tuple[str, bytes | None, bytes | None]], rate: float
+) -> list[Input]:
+    """Publish the inputs with an idempotent producer: the plain one's retries after a
+    killed leader wrote some input batches twice (60,015 inputs for 60,000 sent), whose
+    outputs then counted as duplicates of the worker's."""
+    producer = AIOKafkaProducer(
+        **settings.kafka_client_kwargs("cdrveil-soak"),
+        acks="all",
+        linger_ms=5,
+        max_batch_size=1 << 18,
+        max_request_size=4 << 20,
+        enable_idempotence=True,
+    )
+    await producer.start()
+    try:
+        return await publish(settings, messages, rate=rate, producer=producer)
+    finally:
+        await producer.stop()
+
+
 async def leader_of(settings: Settings, topic: str, partition: int = 0) -> int:
     """The node id leading ``topic``'s partition now."""
     admin = AIOKafkaAdminClient(**settings.kafka_client_kwargs("cdrveil-soak-meta"))
@@ -157,7 +179,7 @@ async def run_broker_faults(
         await worker.wait_for_log("assigned", within=config.within)
         pid = worker.pid
         say(f"publishing {total:,} records at {config.rate:,.0f}/s")
-        publishing = asyncio.create_task(publish(settings, messages, rate=config.rate))
+        publishing = asyncio.create_task(_publish_once(settings, messages, config.rate))
 
         async def at(share: float) -> int:
             try:
