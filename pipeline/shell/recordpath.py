@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -56,7 +57,16 @@ IDLE_LAG_INTERVAL_S: Final = 1.0
 CLOSE_STEP_S: Final = 2.0
 #: Allocations between young-generation collections (CPython's default is 700).
 GC_THRESHOLD_GEN0: Final = 20_000
-
+#: Exactly-once: failed transactions in a row (none committed between them) the worker
+#: recovers from by itself (abort, a new producer, rewind); one more and it stops (exit 1).
+TRANSACTION_RECOVERIES: Final = 5
+#: Seconds a transaction may take before it counts as failed: by then the broker has
+#: aborted it (its timeout) and fenced the producer.
+TRANSACTION_BOUND_S: Final = clients.TRANSACTION_TIMEOUT_MS / 1000 + 10
+#: Seconds the rewind to the committed offsets may take before the recovery counts as failed.
+REWIND_BOUND_S: Final = 60.0
+#: Seconds to wait before the n-th recovery in a row: n times this.
+RECOVERY_BACKOFF_S: Final = 0.5
 
 
 
@@ -156,6 +166,9 @@ class RecordPath(Service):
         self._main: asyncio.Task[None] | None = None
         self._committer: asyncio.Task[None] | None = None
         self._watch: asyncio.Task[None] | None = None
+        self._transactional_id = f"{settings.group_id}-{uuid.uuid4().hex[:12]}"
+        #: Exactly-once: transactions failed since the last one committed.
+        self._failed_transactions = 0
         self._now: Callable[[], datetime] = lambda: datetime.now(UTC)
         super().__init__(**kwargs)
 
@@ -199,13 +212,9 @@ class RecordPath(Service):
             if not await self._connect():
                 return
             await self._learn_batch_topics()
-            assert self._producer is not None  # noqa: S101 - set by _connect
-            self._watch = asyncio.create_task(
-                watch_kafka(self._producer.client, self.status, self.settings.bootstrap_servers),
-                name="cdrveil-kafka-watch",
-            )
+            self._start_watch()
             if self._transactional:
-                await self._consume_loop(self._transact)
+                await self._transactions()
                 return
             self._committer = asyncio.create_task(self._commit_loop(), name="cdrveil-commit")
             given_up = False
@@ -230,6 +239,15 @@ class RecordPath(Service):
         finally:
             await self._close()
 
+    def _start_watch(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+        assert self._producer is not None  # noqa: S101 - set by _connect
+        self._watch = asyncio.create_task(
+            watch_kafka(self._producer.client, self.status, self.settings.bootstrap_servers),
+            name="cdrveil-kafka-watch",
+        )
+
     async def _wait_for_tables(self) -> bool:
         """Wait until the tables are ready; ``False`` if a stop came first.
 
@@ -249,20 +267,23 @@ class RecordPath(Service):
     def _transactional(self) -> bool:
         return self.settings.processing_guarantee == "exactly_once"
 
-    async def _connect(self) -> bool:
+    async def _start_producer(self) -> AIOKafkaProducer | None:
         # A fixed transactional id per group would fence a restarted worker's zombie, but
         # several workers of one group need distinct ids; without KIP-447 group-metadata
-        # fencing (aiokafka lacks it) a per-process id is the honest choice.
-        transactional_id = f"{self.settings.group_id}-{uuid.uuid4().hex[:12]}"
+        # fencing (aiokafka lacks it) a per-process id is the honest choice. A producer
+        # rebuilt after a failed transaction keeps it, which fences the one it replaces.
+        transactional_id = self._transactional_id if self._transactional else None
+        producer: AIOKafkaProducer | None = await clients.start_with_retry(
+            lambda: clients.producer(self.settings, transactional_id),
+            "record producer",
+            self.settings,
+            self._stop_requested,
+        )
+        return producer
+
+    async def _connect(self) -> bool:
         try:
-            self._producer = await clients.start_with_retry(
-                lambda: clients.producer(
-                    self.settings, transactional_id if self._transactional else None
-                ),
-                "record producer",
-                self.settings,
-                self._stop_requested,
-            )
+            self._producer = await self._start_producer()
         except KafkaError as exc:
             if not self._transactional:
                 raise
@@ -325,17 +346,99 @@ class RecordPath(Service):
             committer.result()  # raises the commit loop's error
             raise BrokerError("the commit loop stopped")
 
+    async def _transactions(self) -> None:
+        """Exactly-once: consume in transactions; recover from a failed one by itself.
+
+        A broker that dies or freezes under an open transaction can abort it (its timeout)
+        and fence the producer, or break aiokafka's sender for good. Nothing of a failed
+        transaction is visible to ``read_committed`` readers, so the worker aborts it if it
+        still can, builds a new producer with the same transactional id (which fences the
+        old one and settles its last transaction) and rewinds to the committed offsets: what
+        Kafka Streams does with a lost task. :data:`TRANSACTION_RECOVERIES` failures in a row
+        stop the worker.
+        """
+        while True:
+            try:
+                await self._consume_loop(self._transact)
+            except (BrokerError, KafkaError, TimeoutError) as exc:
+                self._failed_transactions += 1
+                if self._failed_transactions > TRANSACTION_RECOVERIES:
+                    raise BrokerError(
+                        f"{self._failed_transactions} transactions in a row failed, the last "
+                        f"with {type(exc).__name__}"
+                    ) from exc
+                reason = _reason(exc)
+                # The reason code only: an exception's text could name a topic or an id.
+                log.warning(
+                    "transaction failed (%s); aborting it, renewing the producer and "
+                    "rewinding to the committed offsets (recovery %d of %d)",
+                    reason,
+                    self._failed_transactions,
+                    TRANSACTION_RECOVERIES,
+                )
+                self.metrics.record_transaction_recovery(reason)
+                if not await self._recover():
+                    return
+            else:
+                return
+
+    async def _recover(self) -> bool:
+        """Abort, replace the producer, rewind the consumer; ``False`` if a stop came first."""
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await _bounded(_abort(producer), "aborting the transaction")
+            await _bounded(producer.stop(), "closing the fenced producer")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                self._stop_requested.wait(), RECOVERY_BACKOFF_S * self._failed_transactions
+            )
+        if self._stop_requested.is_set():
+            return False
+        # The new producer first: its start settles the old one's last transaction (commit
+        # sent or not), so the committed offsets read next are final.
+        self._producer = await self._start_producer()
+        if self._producer is None:
+            return False
+        self._start_watch()
+        await asyncio.wait_for(self._rewind(), REWIND_BOUND_S)
+        return True
+
+    async def _rewind(self) -> None:
+        """Every assigned partition back to its committed offset (or its start)."""
+        consumer = self._consumer
+        assert consumer is not None  # noqa: S101 - set by _connect
+        for tp in consumer.assignment():
+            committed = await consumer.committed(tp)
+            try:
+                if committed is None:
+                    await consumer.seek_to_beginning(tp)  # auto_offset_reset=earliest
+                    self._lag_base.pop(tp, None)
+                else:
+                    consumer.seek(tp, committed)
+                    self._lag_base[tp] = committed
+            except IllegalStateError:
+                continue  # revoked meanwhile: its next owner starts from the commit
+
     async def _transact(self, work: _Work, outputs: OutputBatch) -> None:
         """Exactly-once (Apache Kafka): outputs and input offsets in one transaction."""
         producer = self._producer
         assert producer is not None  # noqa: S101 - set by _connect
-        async with producer.transaction():
-            work.sends = await outputs.send(producer)
-            await producer.send_offsets_to_transaction(work.offsets, self.settings.group_id)
+        # Not aiokafka's transaction() context: its abort can wait for ever on a dead
+        # broker; a failed transaction is aborted by _recover, bounded.
+        await producer.begin_transaction()
+        await asyncio.wait_for(self._transaction(producer, work, outputs), TRANSACTION_BOUND_S)
+        self._failed_transactions = 0
         acknowledged = time.time()
         self._lag_base.update(work.offsets)
         self._count(work, acknowledged)
         await self._report_lag()
+
+    async def _transaction(
+        self, producer: AIOKafkaProducer, work: _Work, outputs: OutputBatch
+    ) -> None:
+        work.sends = await outputs.send(producer)
+        await producer.send_offsets_to_transaction(work.offsets, self.settings.group_id)
+        await producer.commit_transaction()
 
     def _process(
         self, batch: dict[TopicPartition, list[Any]], started: float
@@ -591,6 +694,20 @@ async def _still_ours(
         if position >= records[-1].offset + 1:
             fresh[tp] = records
     return fresh
+
+
+async def _abort(producer: AIOKafkaProducer) -> None:
+    """Abort the open transaction, if the producer still can (a fatal error or a fence
+    leaves that to the broker's timeout or the next producer's start)."""
+    try:
+        await producer.abort_transaction()
+    except (KafkaError, AssertionError) as exc:  # aiokafka asserts its state transitions
+        log.debug("abort not possible: %s", type(exc).__name__)
+
+
+def _reason(exc: BaseException) -> str:
+    """A reason code for a failed transaction: its exception's class, in snake case."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
 
 
 async def _bounded(step: Awaitable[None], what: str) -> None:

@@ -23,6 +23,7 @@ must not publish a phone number to every dashboard.
 | ``cdrveil_state_unknown_fields_total`` | counter | topic, field |
 | ``cdrveil_commit_failures_total`` | counter | |
 | ``cdrveil_resends_total`` | counter | |
+| ``cdrveil_transaction_recoveries_total`` | counter | reason |
 | ``cdrveil_record_latency_seconds`` | histogram | |
 | ``cdrveil_batch_seconds`` | histogram | |
 | ``cdrveil_consent_states``, ``cdrveil_warrants_active`` | gauge | |
@@ -194,6 +195,13 @@ class Metrics:
         self._resends = Counter(
             "cdrveil_resends", "Output batches sent again after a failed delivery.", registry=reg
         )
+        self._recoveries = Counter(
+            "cdrveil_transaction_recoveries",
+            "Exactly-once: failed transactions the worker recovered from (new producer, "
+            "rewound to the committed offsets), per reason code.",
+            ["reason"],
+            registry=reg,
+        )
         self._latency = _BulkHistogram(
             "cdrveil_record_latency_seconds",
             "Input broker timestamp to all of the record's outputs acknowledged.",
@@ -295,6 +303,10 @@ class Metrics:
         """Output batches that had to be sent again."""
         if batches:
             self._resends.inc(batches)
+
+    def record_transaction_recovery(self, reason: str) -> None:
+        """A failed transaction recovered from, by reason code."""
+        self._recoveries.labels(reason=_label(reason, "reason")).inc()
 
     # -- the state tables ----------------------------------------------------------------------
 
