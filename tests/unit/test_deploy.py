@@ -534,6 +534,7 @@ def defined_metrics() -> tuple[set[str], set[str]]:
     m.record_unknown_fields("consent.state", {"objection": 1})
     m.record_commit_failure()
     m.record_resends(1)
+    m.record_transaction_recovery("producer_fenced")
     m.set_tables(1, 1, 1.0, 1.0)
     m.set_lag({("cdr.voice", 0): 1})
     m.set_active_key("k1")
