@@ -210,4 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     flags = sys.argv[1:] if argv is None else argv
     config, json_path = config_from(args)
+    # Ctrl-C stops the run even when it was started with SIGINT ignored (a background job
+    # of a script, or a pytest-xdist worker under one, passes SIG_IGN on): Python then
+    # installs no handler and asyncio.run none either, and the run would go on to the end.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     return run(config, json_path, ["python", "-m", "benchmarks", *flags])
