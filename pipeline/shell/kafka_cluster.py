@@ -452,11 +452,19 @@ class KafkaCluster:
         self.stop()
 
 
-def _cluster_id() -> str:
-    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding."""
+def _cluster_id(random_bytes: Callable[[], bytes] = lambda: uuid.uuid4().bytes) -> str:
+    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding.
+
+    One that starts with ``-`` is drawn again, as Kafka's ``Uuid.randomUuid`` does: the
+    storage tool's argument parser reads ``--cluster-id -x...`` as a missing value and
+    refuses the format (1 cluster in 64 failed to start that way).
+    """
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:
+        text = base64.urlsafe_b64encode(random_bytes()).decode().rstrip("=")
+        if not text.startswith("-"):
+            return text
 
 
 def run_cluster(cluster: KafkaCluster, on_ready: Callable[[KafkaCluster], None]) -> int:
