@@ -3,11 +3,14 @@
 An input's latency is the time from its timestamp in the input topic to the timestamp of
 each of its outputs, matched by the ``cdrveil.record-id`` header (the input carries its
 record id in its JSON; analytics outputs carry it keyed per purpose, mapped back with the
-run's keyring). The embedded broker keeps the producer's create time (it has no
-``LogAppendTime``), so an output's timestamp is when the worker appended it to a record
-batch, as the engine returned it. The worker hands its record batches to the producer once
-the whole input batch is processed, so the figure leaves out the rest of that batch's
-processing (up to one batch: ~50 ms at half load) and the produce round trip (a few ms).
+run's keyring). The input's timestamp is its producer's create time (when the publisher
+handed it to its client). The embedded broker keeps the producer's create time on the
+outputs too (it has no ``LogAppendTime``), so an output's timestamp is when the worker laid
+it out in a record batch: the rest of that input batch's processing (up to one batch: ~50 ms
+at half load) and the produce round trip (a few ms) are left out. On Apache Kafka the
+benchmark creates the output topics with ``message.timestamp.type=LogAppendTime``, so an
+output's timestamp is the moment the broker appended it, and nothing is left out;
+:attr:`Latency.append_time_outputs` counts the outputs that carried an append time.
 
 Unlike ``pipeline.harness.read_all``, which keeps every message, this streams: a full run has
 millions of outputs, and only a record id and a timestamp per input are kept.
@@ -31,6 +34,8 @@ from pipeline.settings import Settings
 from pipeline.shell.messages import header_text
 
 READ_TIMEOUT_S = 300.0
+#: A consumed message's ``timestamp_type`` when the broker set it (``LogAppendTime``).
+LOG_APPEND_TIME = 1
 
 
 @dataclass(frozen=True)
@@ -41,11 +46,14 @@ class Latency:
     p50_ms: float
     p99_ms: float
     max_ms: float
+    #: Of ``outputs``, how many carried the broker's append time (``LogAppendTime``).
+    append_time_outputs: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """The figures for the JSON report."""
         return {
             "matchedOutputs": self.outputs,
+            "logAppendTimeOutputs": self.append_time_outputs,
             "p50Ms": self.p50_ms,
             "p99Ms": self.p99_ms,
             "maxMs": self.max_ms,
@@ -75,17 +83,20 @@ async def latency(
 
     await scan(settings, inputs, note_input)
     delays = array("q")
+    appended = 0
     sources: dict[str, str] = {}
     if keyring is not None and purposes:
         sources = source_ids(Pseudonymizer(Keyring.load(keyring)), purposes, sent_at)
 
     def note_output(message: ConsumerRecord[bytes, bytes]) -> None:
+        nonlocal appended
         record_id = header_text(message, "cdrveil.record-id")
         if record_id is not None:
             record_id = sources.get(record_id, record_id)
             start = sent_at.get(record_id)
             if start is not None:
                 delays.append(message.timestamp - start)
+                appended += message.timestamp_type == LOG_APPEND_TIME
 
     await scan(settings, outputs, note_output)
     ordered = sorted(delays)
@@ -95,4 +106,4 @@ async def latency(
     def at(share: float) -> float:
         return float(ordered[min(len(ordered) - 1, int(share * len(ordered)))])
 
-    return Latency(len(ordered), at(0.50), at(0.99), float(ordered[-1]))
+    return Latency(len(ordered), at(0.50), at(0.99), float(ordered[-1]), appended)
