@@ -48,6 +48,16 @@ class Latency:
     max_ms: float
     #: Of ``outputs``, how many carried the broker's append time (``LogAppendTime``).
     append_time_outputs: int = 0
+    #: The p99 of the outputs of each second of input (second 0: the first input's), in
+    #: milliseconds: shows whether a high p99 is a start-up stall, one pause or the whole run.
+    p99_by_second: tuple[float, ...] = ()
+
+    def worst_second(self) -> tuple[int, float] | None:
+        """The second of input whose outputs had the highest p99, and that p99."""
+        if not self.p99_by_second:
+            return None
+        worst = max(range(len(self.p99_by_second)), key=self.p99_by_second.__getitem__)
+        return worst, self.p99_by_second[worst]
 
     def as_dict(self) -> dict[str, Any]:
         """The figures for the JSON report."""
@@ -57,6 +67,7 @@ class Latency:
             "p50Ms": self.p50_ms,
             "p99Ms": self.p99_ms,
             "maxMs": self.max_ms,
+            "p99MsBySecond": list(self.p99_by_second),
         }
 
 
@@ -83,6 +94,9 @@ async def latency(
 
     await scan(settings, inputs, note_input)
     delays = array("q")
+    #: The second of each delay's input, counted from the first input.
+    seconds = array("l")
+    first = min(sent_at.values(), default=0)
     appended = 0
     sources: dict[str, str] = {}
     if keyring is not None and purposes:
@@ -96,6 +110,7 @@ async def latency(
             start = sent_at.get(record_id)
             if start is not None:
                 delays.append(message.timestamp - start)
+                seconds.append((start - first) // 1000)
                 appended += message.timestamp_type == LOG_APPEND_TIME
 
     await scan(settings, outputs, note_output)
@@ -103,7 +118,24 @@ async def latency(
     if not ordered:
         return Latency(0, float("nan"), float("nan"), float("nan"))
 
-    def at(share: float) -> float:
-        return float(ordered[min(len(ordered) - 1, int(share * len(ordered)))])
+    return Latency(
+        len(ordered),
+        _at(ordered, 0.50),
+        _at(ordered, 0.99),
+        float(ordered[-1]),
+        appended,
+        _p99_by_second(delays, seconds),
+    )
 
-    return Latency(len(ordered), at(0.50), at(0.99), float(ordered[-1]), appended)
+
+def _at(ordered: Sequence[int], share: float) -> float:
+    return float(ordered[min(len(ordered) - 1, int(share * len(ordered)))])
+
+
+def _p99_by_second(delays: Sequence[int], seconds: Sequence[int]) -> tuple[float, ...]:
+    """The p99 of the delays of each second of input (0 for a second without outputs)."""
+    buckets: dict[int, list[int]] = {}
+    for delay, second in zip(delays, seconds, strict=True):
+        buckets.setdefault(second, []).append(delay)
+    last = max(buckets, default=-1)
+    return tuple(_at(sorted(buckets[s]), 0.99) if s in buckets else 0.0 for s in range(last + 1))

@@ -136,6 +136,19 @@ def _load_measured(load: dict[str, Any], seconds: float) -> str:
     )
 
 
+def _worst_second(load: dict[str, Any]) -> str:
+    """Where in the run the worst second's p99 was (start-up stall, one pause, throughout)."""
+    by_second = load.get("p99MsBySecond") or []
+    if not by_second:
+        return ""
+    worst = max(range(len(by_second)), key=by_second.__getitem__)
+    over = sum(p99 > LOAD_P99_MS for p99 in by_second)
+    return (
+        f"; worst second +{worst} s (p99 {by_second[worst]:,.0f} ms); "
+        f"{over} of {len(by_second)} seconds over {LOAD_P99_MS:.0f} ms"
+    )
+
+
 def _phases_row(split: dict[str, Any]) -> Row:
     """The worker's CPU per input record by phase (py-spy), or why it was not measured."""
     name = "  worker CPU by phase (py-spy)"
@@ -327,7 +340,8 @@ def _apache_kafka_rows(
         Row(
             f"  latency at {kafka['loadShare']:.0%} load, LogAppendTime outputs",
             _load_measured(load, kafka["loadSeconds"])
-            + f"; {stamped:,} of {matched:,} outputs stamped by the broker",
+            + f"; {stamped:,} of {matched:,} outputs stamped by the broker"
+            + _worst_second(load),
             {k: load[k] for k in ("p50Ms", "p99Ms", "achievedRecordsPerSecond")},
             load_target,
             append_time and load["p99Ms"] <= LOAD_P99_MS,

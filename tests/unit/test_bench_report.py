@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from benchmarks import targets
+from benchmarks.readback import _p99_by_second
 from benchmarks.report import build
 
 
@@ -73,6 +74,16 @@ def _embedded() -> dict[str, Any]:
             "engine": "native",
         },
     }
+
+
+def test_latency_per_second_of_input_shows_where_the_tail_is() -> None:
+    # Second 1 of input has 2 slow outputs among 200: its p99 shows them, the others' not.
+    delays = [10] * 100 + [10] * 198 + [3000] * 2 + [20] * 100
+    seconds = [0] * 100 + [1] * 200 + [3] * 100
+    assert _p99_by_second(delays, seconds) == (10.0, 3000.0, 0.0, 20.0)
+    load = {**_latency(480.0), "p99MsBySecond": [10.0, 3000.0, 0.0, 20.0]}
+    table = build({"apacheKafka": {**_kafka(480.0), "latencyUnderLoad": load}}, 1, 1)
+    assert "worst second +1 s (p99 3,000 ms); 1 of 4 seconds over 500 ms" in table.render()
 
 
 def _kafka(p99: float, stamped: int = 1000) -> dict[str, Any]:
