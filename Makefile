@@ -80,7 +80,10 @@ demo: venv
 demo-kafka: venv kafka-libs
 	$(BIN)/cdrveil demo --apache-kafka
 
-bench: venv
+# Every figure of issues 14 and 15 in one run: the embedded broker's phases, the worker's CPU
+# by phase (py-spy, installed here only), then Apache Kafka's (its jars: kafka-libs).
+bench: venv kafka-libs
+	$(BIN)/python -m pip install --quiet py-spy
 	$(BIN)/python -m benchmarks
 
 # The engine's instructions per record under valgrind: steady where timings are not.

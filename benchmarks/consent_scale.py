@@ -5,11 +5,17 @@ worker is started and its ``/health`` polled every 20 ms: the time until it leav
 ``loading-tables`` (both tables caught up) and until it answers 200 (ready: tables loaded
 and input partitions assigned), both from the moment the process was started, so Python's
 and faust's start-up count. Its RSS is read from /proc at that moment.
+
+The worker runs the run's engine (native where it is built): the states are then held in
+the native engine's table (``NativeConsentTable``). The worker logs the engine it runs at
+start; the phase reads that line back and fails if it is not the engine it asked for, so a
+figure of the Python table never passes for the native one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +29,8 @@ from pipeline.shell.broker import free_port
 from pipeline.synth import Workload
 
 PREFIX = "bench-consent."
+#: The worker's start-up line naming its engine (``pipeline.shell.app``).
+ENGINE_LINE = re.compile(r"engine: (?P<engine>\w+) \(CDRVEIL_ENGINE\)")
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,7 @@ class ConsentLoad:
     ready_seconds: float
     rss_mb: float
     peak_rss_mb: float
+    engine: str
 
     def as_dict(self) -> dict[str, Any]:
         """The figures for the JSON report."""
@@ -45,6 +54,7 @@ class ConsentLoad:
             "readySeconds": round(self.ready_seconds, 2),
             "rssMb": round(self.rss_mb, 1),
             "peakRssMb": round(self.peak_rss_mb, 1),
+            "engine": self.engine,
         }
 
 
@@ -56,9 +66,9 @@ async def consent_load(ctx: Context) -> ConsentLoad:
     ctx.say(f"consent at scale: publishing {states:,} consent states")
     publish = await load_state(settings, Workload(subscribers=states, seed=ctx.config.seed))
     port = free_port()
-    worker = ctx.fleet.spawn(
-        "consent-worker", WORKER_ARGV, child_env(settings, ctx.keyring, port), port
-    )
+    # INFO: the worker's start-up lines say which engine (and so which table) it runs.
+    env = child_env(settings, ctx.keyring, port) | {"CDRVEIL_LOG_LEVEL": "INFO"}
+    worker = ctx.fleet.spawn("consent-worker", WORKER_ARGV, env, port)
     spawned = time.monotonic()
     tables: float | None = None
     try:
@@ -78,7 +88,15 @@ async def consent_load(ctx: Context) -> ConsentLoad:
             await asyncio.sleep(0.02)
         if body.get("consent_states") != states:
             raise RuntimeError(f"the worker holds {body.get('consent_states')} of {states} states")
+        said = ENGINE_LINE.search(worker.log())
+        if said is None or said["engine"] != settings.engine:
+            raise RuntimeError(
+                f"the consent worker was to run CDRVEIL_ENGINE={settings.engine}; its log says "
+                f"{said[0] if said else 'no engine'}"
+            )
     finally:
         ctx.fleet.stop(worker)
     await drop_topics(settings)
-    return ConsentLoad(states, publish, tables, now - spawned, stats.rss_mb, stats.peak_rss_mb)
+    return ConsentLoad(
+        states, publish, tables, now - spawned, stats.rss_mb, stats.peak_rss_mb, settings.engine
+    )

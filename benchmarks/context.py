@@ -34,6 +34,13 @@ class Config:
     session_timeout_ms: int = 2000
     seed: int = 1
     quick: bool = False
+    #: The embedded broker's phases (core and every baseline included).
+    embedded: bool = True
+    #: The Apache Kafka phases (:mod:`benchmarks.apache_kafka`), on this many nodes.
+    apache_kafka: bool = True
+    apache_kafka_nodes: int = 1
+    #: The worker's CPU by phase (py-spy, where it is installed: ``make bench`` does).
+    phases: bool = True
 
     @classmethod
     def quick_run(cls, **changes: Any) -> Config:
@@ -67,6 +74,10 @@ class Config:
             "sessionTimeoutMs": self.session_timeout_ms,
             "seed": self.seed,
             "quick": self.quick,
+            "embedded": self.embedded,
+            "apacheKafka": self.apache_kafka,
+            "apacheKafkaNodes": self.apache_kafka_nodes,
+            "phases": self.phases,
         }
 
 
@@ -80,6 +91,11 @@ class Context:
     keyring: Path
     fleet: Fleet
     started: float = field(default_factory=time.monotonic)
+    #: Added to every output topic's configs when a phase creates it (Apache Kafka:
+    #: ``LogAppendTime``, see :data:`benchmarks.harness.LOG_APPEND_TIME`).
+    output_configs: dict[str, str] = field(default_factory=dict)
+    #: Which broker the phases run on, for the progress lines.
+    broker: str = "embedded"
 
     @property
     def workload(self) -> Workload:
@@ -93,4 +109,5 @@ class Context:
     def say(self, text: str) -> None:
         """A progress line on stderr (the table goes to stdout)."""
         elapsed = time.monotonic() - self.started
-        print(f"[bench {elapsed:6.1f}s] {text}", file=sys.stderr, flush=True)
+        where = "" if self.broker == "embedded" else f" {self.broker}"
+        print(f"[bench {elapsed:6.1f}s{where}] {text}", file=sys.stderr, flush=True)

@@ -80,7 +80,7 @@ async def load_state(settings: Settings, workload: Workload) -> float:
 async def preload(ctx: Context, extra_topics: tuple[str, ...] = ()) -> Settings:
     """Topics, consent for every subscriber, two warrants and ``records`` inputs."""
     settings = ctx.settings(E2E_PREFIX)
-    await provision(settings, ctx.policy, extra_topics)
+    await provision(settings, ctx.policy, extra_topics, ctx.output_configs)
     workload = ctx.workload
     ctx.say(f"publishing {workload.subscribers:,} consent states and 2 warrants")
     await load_state(settings, workload)
@@ -217,7 +217,7 @@ async def worker_runs(ctx: Context, settings: Settings) -> tuple[dict[int, Consu
                 ctx.policy.analytics_purposes,
             )
         await drop_topics(settings, outputs)
-        await provision(settings, ctx.policy)
+        await provision(settings, ctx.policy, output_configs=ctx.output_configs)
     assert backlog is not None  # noqa: S101 - at least one run
     return runs, backlog
 
@@ -321,7 +321,7 @@ async def paced_publish(settings: Settings, messages: list[Message], rate: float
 async def latency_under_load(ctx: Context, max_rate: float) -> LoadRun:
     """Inputs at ``load_share`` of ``max_rate`` for ``load_seconds`` into a ready worker."""
     settings = ctx.settings(LOAD_PREFIX, "bench-load")
-    await provision(settings, ctx.policy)
+    await provision(settings, ctx.policy, output_configs=ctx.output_configs)
     await load_state(settings, ctx.workload)
     rate = max(ctx.config.load_share * max_rate, 1.0)
     count = max(int(rate * ctx.config.load_seconds), 1)

@@ -13,11 +13,11 @@ import os
 import sys
 import time
 from collections import deque
-from collections.abc import Awaitable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -28,7 +28,7 @@ from pipeline.settings import Settings
 from pipeline.shell import clients
 from pipeline.shell.produce import OutputBatch, Partitioner, await_delivery
 from pipeline.shell.recordpath import MAX_IN_FLIGHT
-from pipeline.shell.topics import TopicNames, create_topics
+from pipeline.shell.topics import TopicNames, create_topics, topic_specs
 
 T = TypeVar("T")
 
@@ -169,8 +169,53 @@ def output_topics(settings: Settings, policy: Policy) -> list[str]:
     return [*(names(route.topic) for route in policy.routes.values()), names.dead_letter(policy)]
 
 
-async def provision(settings: Settings, policy: Policy, extra: Sequence[str] = ()) -> None:
-    """Create the topic table for ``settings.topic_prefix`` (and ``extra`` logical names)."""
+#: Output topics whose messages carry the broker's append time (Apache Kafka phases): the
+#: latency is then measured up to the moment each output was written on the broker.
+LOG_APPEND_TIME: Final = {"message.timestamp.type": "LogAppendTime"}
+
+
+async def provision(
+    settings: Settings,
+    policy: Policy,
+    extra: Sequence[str] = (),
+    output_configs: Mapping[str, str] | None = None,
+) -> None:
+    """Create the topic table for ``settings.topic_prefix`` (and ``extra`` logical names).
+
+    ``output_configs`` (e.g. :data:`LOG_APPEND_TIME`) are added to the configs of every
+    output topic (each route's and the dead-letter topic) on top of the table's own
+    (retention, ``min.insync.replicas``): those are created first, then the rest of the
+    table as ``cdrveil topics create`` makes it.
+    """
+    if output_configs:
+        outputs = set(output_topics(settings, policy))
+        specs = [
+            spec
+            for spec in topic_specs(settings, policy.retention_ms_by_topic())
+            if spec.name in outputs
+        ]
+        admin = AIOKafkaAdminClient(**settings.kafka_client_kwargs("cdrveil-bench"))
+        await admin.start()
+        try:
+            existing = set(await admin.list_topics())
+            wanted = [
+                NewTopic(
+                    s.name,
+                    s.partitions,
+                    s.replication_factor,
+                    topic_configs={**s.configs, **output_configs},
+                )
+                for s in specs
+                if s.name not in existing
+            ]
+            if wanted:
+                answer = await admin.create_topics(wanted)
+                errors = answer.topic_errors
+                failed = [(name, message) for name, code, message, *_ in errors if code]
+                if failed:
+                    raise RuntimeError(f"creating the output topics failed: {failed}")
+        finally:
+            await admin.close()
     await create_topics(settings, policy)
     if extra:
         names = TopicNames(settings.topic_prefix)

@@ -107,11 +107,21 @@ def tally(raw: str) -> Counter[str]:
     return counts
 
 
+#: Why the profile cannot run, when py-spy is missing.
+NO_PY_SPY: Final = "py-spy is not installed (`make bench` and `make bench-phases` install it)"
+
+
+def py_spy() -> str | None:
+    """The py-spy executable (on PATH or next to this Python), or ``None``."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    return spy if Path(spy).exists() else None
+
+
 def spy_on(pid: int, output: Path, rate: int) -> subprocess.Popen[bytes]:
     """``py-spy record`` on ``pid`` until it exits or gets SIGINT."""
-    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    if not Path(spy).exists():
-        raise SystemExit("py-spy is not installed: run `make bench-phases` (it installs it)")
+    spy = py_spy()
+    if spy is None:
+        raise SystemExit(NO_PY_SPY)
     argv = [spy, "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw"]
     argv += ["--output", str(output), "--nonblocking"]
     return subprocess.Popen(  # noqa: S603 - our own tool on our own child
