@@ -196,10 +196,11 @@ def _figures(count: int, best: dict[str, Any], target: int | None) -> dict[str, 
     }
 
 
-def run_native(core: CoreSetup, repeat: int = 3, batch: int = BATCH_RECORDS) -> dict[str, Any]:
-    """Time the native engine through the batch interface the worker drives (best of
-    ``repeat`` passes): one ``process_batch_records`` call per input batch, its record
-    batches queued in an ``OutputBatch`` as the worker queues them for the producer."""
+def native_pass(core: CoreSetup, batch: int = BATCH_RECORDS) -> Callable[[], tuple[int, int]]:
+    """One pass of the native engine over the inputs through the batch interface the worker
+    drives: one ``process_batch_records`` call per input batch, its record batches queued in
+    an ``OutputBatch`` as the worker queues them for the producer. Returns outputs and
+    rejections. What ``run_native`` times and ``benchmarks.instructions`` counts."""
     inputs, count = core.inputs, len(core.inputs)
     batches = [inputs[start : start + batch] for start in range(0, count, batch)]
     process = core.native.process_batch_records
@@ -220,21 +221,13 @@ def run_native(core: CoreSetup, repeat: int = 3, batch: int = BATCH_RECORDS) -> 
             del result, queued  # the worker sends them; they are freed once acknowledged
         return outputs, rejected
 
-    best = _best_pass(repeat, one_pass)
-    return {
-        "engine": "native",
-        "records": count,
-        "batchRecords": batch,
-        **_figures(count, best, NATIVE_TARGET_RECORDS_PER_SECOND),
-    }
+    return one_pass
 
 
-def run(
-    count: int, subscribers: int, seed: int = 1, repeat: int = 3, core: CoreSetup | None = None
-) -> dict[str, Any]:
-    """Run the core benchmark of the Python engine and return its figures (best of
-    ``repeat`` passes)."""
-    core = core or setup(count, subscribers, seed)
+def python_pass(core: CoreSetup) -> Callable[[], tuple[int, int]]:
+    """One pass of the Python engine (the reference) over the inputs, record by record.
+    Returns outputs and rejections. What ``run`` times and ``benchmarks.instructions``
+    counts."""
     inputs, index = core.inputs, core.warrants
     process, lookup = core.engine.process, core.consent.get
 
@@ -248,13 +241,34 @@ def run(
                 outputs += len(result)
         return outputs, rejected
 
-    best = _best_pass(repeat, one_pass)
+    return one_pass
+
+
+def run_native(core: CoreSetup, repeat: int = 3, batch: int = BATCH_RECORDS) -> dict[str, Any]:
+    """Time the native engine through the batch interface the worker drives (best of
+    ``repeat`` passes of ``native_pass``)."""
+    best = _best_pass(repeat, native_pass(core, batch))
+    return {
+        "engine": "native",
+        "records": len(core.inputs),
+        "batchRecords": batch,
+        **_figures(len(core.inputs), best, NATIVE_TARGET_RECORDS_PER_SECOND),
+    }
+
+
+def run(
+    count: int, subscribers: int, seed: int = 1, repeat: int = 3, core: CoreSetup | None = None
+) -> dict[str, Any]:
+    """Run the core benchmark of the Python engine and return its figures (best of
+    ``repeat`` passes)."""
+    core = core or setup(count, subscribers, seed)
+    best = _best_pass(repeat, python_pass(core))
     return {
         "benchmark": "core",
         "records": count,
         "subscribers": subscribers,
         "consentStates": len(core.consent),
-        "warrants": len(index),
+        "warrants": len(core.warrants),
         **_figures(count, best, None),
         "python": platform.python_version(),
         "cpus": os.cpu_count(),

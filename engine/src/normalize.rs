@@ -25,8 +25,9 @@ impl Digits {
     }
 
     pub fn as_str(&self) -> &str {
-        // Only ASCII digits are ever stored.
-        std::str::from_utf8(self.as_bytes()).unwrap_or("")
+        // SAFETY: `new`, the only constructor, stores ASCII digits alone: valid UTF-8. This
+        // runs several times per record, and validating again showed in the profile.
+        unsafe { std::str::from_utf8_unchecked(self.as_bytes()) }
     }
 
     pub fn len(&self) -> usize {
@@ -79,7 +80,8 @@ impl Numbering {
     /// The E.164 digits of an MSISDN in any accepted form, or `None`.
     pub fn msisdn(&self, raw: &str) -> Option<Digits> {
         let replaced;
-        let source = if raw.contains("(0)") {
+        // Most texts have no `(`: a byte scan spares them the substring searcher's set-up.
+        let source = if raw.as_bytes().contains(&b'(') && raw.contains("(0)") {
             replaced = raw.replace("(0)", "");
             replaced.as_str()
         } else {
