@@ -581,3 +581,19 @@ def test_alert_rules_use_only_metrics_the_worker_defines() -> None:
     used = used_metrics("\n".join(exprs))
     assert {"cdrveil_dead_letters_total", "cdrveil_consumer_lag", "cdrveil_ready"} <= used
     assert used <= samples, used - samples
+
+
+def test_the_dashboard_panels_have_unique_ids_and_do_not_overlap() -> None:
+    """Grafana keys panels by id (a repeated one is dropped or swapped) and lays them on a
+    24-column grid; two panels on the same cells hide each other."""
+    panels = json.loads((DEPLOY / "grafana" / "dashboard.json").read_text())["panels"]
+    ids = [p["id"] for p in panels]
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+    taken: dict[tuple[int, int], str] = {}
+    for panel in panels:
+        box = panel["gridPos"]
+        assert box["x"] + box["w"] <= 24, panel["title"]
+        for y in range(box["y"], box["y"] + box["h"]):
+            for x in range(box["x"], box["x"] + box["w"]):
+                assert (x, y) not in taken, (panel["title"], taken.get((x, y)))
+                taken[(x, y)] = panel["title"]
