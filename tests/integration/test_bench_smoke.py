@@ -17,6 +17,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from tests.support.processes import alive, cmdline, descendants
+
 # The bench starts its own embedded broker whichever broker the session has.
 pytestmark = pytest.mark.embedded_only
 
@@ -40,39 +42,12 @@ ROWS = (
 TARGETS = 6
 #: py-spy is not a dependency: without it, the phase row says so and has no figures.
 NOT_MEASURED = "not measured: "
-OURS = ("tansu", "pipeline", "benchmarks")
+OURS = (b"tansu", b"pipeline", b"benchmarks")
 
 
 def _bench(report: Path) -> list[str]:
     argv = [sys.executable, "-m", "benchmarks", "--quick", "--no-apache-kafka"]
     return [*argv, "--json", str(report)]
-
-
-def _ours_alive(pid: int) -> bool:
-    """Whether ``pid`` is still a process of the benchmark (not a reused pid)."""
-    try:
-        command = Path(f"/proc/{pid}/cmdline").read_bytes()
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z" and any(word.encode() in command for word in OURS)
-
-
-def _descendants(root: int) -> set[int]:
-    """Every living descendant of ``root``."""
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(stat.parent.name)] = int(fields[1])
-    found: set[int] = set()
-    frontier = {root}
-    while frontier:
-        frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
-        found |= frontier
-    return found
 
 
 def test_quick_bench_prints_every_row_and_writes_them_as_json(tmp_path: Path) -> None:
@@ -108,7 +83,7 @@ def test_quick_bench_prints_every_row_and_writes_them_as_json(tmp_path: Path) ->
     pids = [document["results"]["processes"]["broker"]]
     pids += document["results"]["processes"]["children"]
     assert len(pids) > 1
-    assert not [pid for pid in pids if _ours_alive(pid)]
+    assert not [pid for pid in pids if alive(pid, OURS)]
 
 
 def test_ctrl_c_stops_every_process_the_bench_started(tmp_path: Path) -> None:
@@ -124,12 +99,12 @@ def test_ctrl_c_stops_every_process_the_bench_started(tmp_path: Path) -> None:
     try:
         started: set[int] = set()
         deadline = time.monotonic() + 120
-        while not any(b"pipeline worker" in _cmdline(pid) for pid in started):
+        while not any(b"pipeline worker" in cmdline(pid) for pid in started):
             assert bench.poll() is None, (tmp_path / "bench.log").read_text()[-3000:]
             assert time.monotonic() < deadline, "no worker started within 120 s"
             time.sleep(0.1)
-            started |= _descendants(bench.pid)
-        started |= _descendants(bench.pid)
+            started |= descendants(bench.pid)
+        started |= descendants(bench.pid)
         bench.send_signal(signal.SIGINT)
         assert bench.wait(90) == 130
     finally:
@@ -137,12 +112,5 @@ def test_ctrl_c_stops_every_process_the_bench_started(tmp_path: Path) -> None:
             bench.kill()
             bench.wait()
         log.close()
-    assert not [pid for pid in started if _ours_alive(pid)]
+    assert not [pid for pid in started if alive(pid, OURS)]
     assert not (tmp_path / "bench.json").exists()
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
-    except OSError:
-        return b""

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import orjson
 
+from tests.support.processes import alive, cmdline, descendants
+
 ROOT = Path(__file__).resolve().parents[2]
 OURS = (b"java", b"pipeline", b"benchmarks")
 
@@ -23,37 +25,6 @@ OURS = (b"java", b"pipeline", b"benchmarks")
 def _bench(report: Path) -> list[str]:
     argv = [sys.executable, "-m", "benchmarks", "--quick", "--apache-kafka-only"]
     return [*argv, "--json", str(report)]
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
-    except OSError:
-        return b""
-
-
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` is still a process of the benchmark (not a reused pid, not a zombie)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z" and any(word in _cmdline(pid) for word in OURS)
-
-
-def _descendants(root: int) -> set[int]:
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-    found: set[int] = set()
-    frontier = {root}
-    while frontier:
-        frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
-        found |= frontier
-    return found
 
 
 def test_the_apache_kafka_phases_measure_append_times_and_stop_the_node(tmp_path: Path) -> None:
@@ -74,7 +45,7 @@ def test_the_apache_kafka_phases_measure_append_times_and_stop_the_node(tmp_path
     assert isinstance(target["met"], bool)
     pids = [*kafka["processes"]["nodes"], *kafka["processes"]["children"]]
     assert len(pids) >= 3  # the node, the end-to-end worker, the load worker
-    assert not [pid for pid in pids if _alive(pid)]
+    assert not [pid for pid in pids if alive(pid, OURS)]
 
 
 def test_ctrl_c_stops_the_node_and_the_workers(tmp_path: Path) -> None:
@@ -90,14 +61,14 @@ def test_ctrl_c_stops_the_node_and_the_workers(tmp_path: Path) -> None:
         started: set[int] = set()
         deadline = time.monotonic() + 180
         while not (
-            any(b"kafka.Kafka" in _cmdline(pid) for pid in started)
-            and any(b"pipeline worker" in _cmdline(pid) for pid in started)
+            any(b"kafka.Kafka" in cmdline(pid) for pid in started)
+            and any(b"pipeline worker" in cmdline(pid) for pid in started)
         ):
             assert bench.poll() is None, (tmp_path / "bench.log").read_text()[-3000:]
             assert time.monotonic() < deadline, "no Kafka node and worker within 180 s"
             time.sleep(0.1)
-            started |= _descendants(bench.pid)
-        started |= _descendants(bench.pid)
+            started |= descendants(bench.pid)
+        started |= descendants(bench.pid)
         bench.send_signal(signal.SIGINT)
         assert bench.wait(90) == 130
     finally:
@@ -105,5 +76,5 @@ def test_ctrl_c_stops_the_node_and_the_workers(tmp_path: Path) -> None:
             bench.kill()
             bench.wait()
         log.close()
-    assert not [pid for pid in started if _alive(pid)]
+    assert not [pid for pid in started if alive(pid, OURS)]
     assert not (tmp_path / "bench.json").exists()
